@@ -1,0 +1,39 @@
+"""Foundation config sections: Spark and storage. Pipeline stages declare theirs beside their code."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    """Settings for *local* sessions only; under spark-submit the cluster's own settings (deploy/) win."""
+
+    master: str = "local[*]"
+    app_name: str = "recsys"
+    shuffle_partitions: int = 8
+    driver_memory: str = "4g"
+    ui_enabled: bool = False
+    # Extra ``spark.*`` settings applied to local sessions, e.g. {"spark.sql.adaptive.enabled": "true"}.
+    conf: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where tables live and how their files are laid out."""
+
+    # Local path or any URI pyarrow/Hadoop understand (file://, s3://, gs://, hdfs://, abfss://).
+    lakehouse: str = "./lakehouse"
+    # Rows per Parquet row group. Petastorm shards by row group: keep it small enough that every
+    # training worker gets several.
+    row_group_rows: int = 65536
+    # A writer task rolls over to a new file after this many rows.
+    max_rows_per_file: int = 2_000_000
+    # Files no longer referenced by any version younger than this are deleted by `recsys table vacuum`.
+    vacuum_retention_hours: int = 168
+    # "auto": delta-spark when its JVM classes are on the classpath, else delta-rs. Or force one.
+    backend: str = "auto"
+    # Object-store options passed to delta-rs (e.g. AWS_REGION); secrets belong in the environment.
+    storage_options: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))

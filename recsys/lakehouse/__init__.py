@@ -1,0 +1,24 @@
+"""The table layer: Delta tables by name under the lakehouse root (see :mod:`recsys.lakehouse.store`)."""
+
+from recsys.lakehouse.delta_log import Snapshot, read_arrow
+from recsys.lakehouse.errors import (
+    ConcurrentWriteError,
+    SchemaMismatchError,
+    TableError,
+    TableExistsError,
+    TableNotFoundError,
+)
+from recsys.lakehouse.store import WRITE_MODES, TableStore, WriteMode
+
+__all__ = [
+    "WRITE_MODES",
+    "ConcurrentWriteError",
+    "SchemaMismatchError",
+    "Snapshot",
+    "TableError",
+    "TableExistsError",
+    "TableNotFoundError",
+    "TableStore",
+    "WriteMode",
+    "read_arrow",
+]

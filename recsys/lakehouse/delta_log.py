@@ -1,0 +1,166 @@
+"""Reading and committing the Delta log with delta-rs (``deltalake``), independent of Spark.
+
+Used by both backends for snapshots (the live file list of a version, for Petastorm and other non-Spark
+readers), history and vacuum; used by the delta-rs backend for commits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from deltalake import DeltaTable
+from deltalake import Schema as DeltaSchema
+from deltalake.exceptions import CommitFailedError, DeltaError
+from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
+from deltalake.transaction import AddAction, CommitProperties, create_table_with_add_actions
+from pyarrow import fs as pafs
+from pyspark.sql import types as T
+
+from recsys.lakehouse.errors import ConcurrentWriteError, TableExistsError, TableNotFoundError
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One pinned version of a table: what a reader needs without Spark."""
+
+    name: str
+    uri: str
+    version: int
+    schema: T.StructType
+    partition_columns: tuple[str, ...]
+    files: tuple[str, ...]  # absolute URIs of the live data files of this version
+    partition_values: tuple[Mapping[str, str | None], ...]  # per file, same order
+    num_records: int | None  # total from the log statistics, when every file has them
+
+
+def open_table(uri: str, version: int | None = None,
+               storage_options: Mapping[str, str] | None = None) -> DeltaTable:
+    try:
+        table = DeltaTable(uri, storage_options=dict(storage_options or {}) or None)
+        if version is not None:
+            table.load_as_version(version)
+        return table
+    except DeltaTableNotFound as exc:
+        raise TableNotFoundError(f"no Delta table at {uri}") from exc
+    except DeltaError as exc:
+        if version is not None and "version" in str(exc).lower():
+            raise TableNotFoundError(f"table {uri} has no version {version}: {exc}") from exc
+        raise
+
+
+def is_table(uri: str, storage_options: Mapping[str, str] | None = None) -> bool:
+    return DeltaTable.is_deltatable(uri, storage_options=dict(storage_options or {}) or None)
+
+
+def spark_schema(table: DeltaTable) -> T.StructType:
+    """The table schema as Spark sees it (Delta's schema JSON is Spark's StructType JSON)."""
+    return T.StructType.fromJson(json.loads(table.schema().to_json()))
+
+
+def snapshot(name: str, uri: str, version: int | None = None,
+             storage_options: Mapping[str, str] | None = None) -> Snapshot:
+    table = open_table(uri, version, storage_options)
+    actions = pa.table(table.get_add_actions(flatten=True)) if _has_files(table) else None
+    partition_columns = tuple(table.metadata().partition_columns)
+    files: list[str] = []
+    values: list[dict[str, str | None]] = []
+    total: int | None = 0
+    if actions is not None and actions.num_rows:
+        base = table.table_uri.rstrip("/")
+        paths = actions.column("path").to_pylist()
+        files = [p if "://" in p else f"{base}/{p}" for p in paths]
+        for col in partition_columns:
+            column = actions.column(f"partition.{col}")
+            rendered = column.cast(pa.string()) if not pa.types.is_string(column.type) else column
+            for i, value in enumerate(rendered.to_pylist()):
+                if len(values) <= i:
+                    values.append({})
+                values[i][col] = value
+        if not partition_columns:
+            values = [{} for _ in files]
+        counts = actions.column("num_records")
+        total = None if counts.null_count else int(pa.compute.sum(counts).as_py() or 0)
+    return Snapshot(name, table.table_uri, table.version(), spark_schema(table), partition_columns,
+                    tuple(files), tuple(values), total)
+
+
+def _has_files(table: DeltaTable) -> bool:
+    return bool(table.file_uris())
+
+
+def read_arrow(snap: Snapshot, columns: Sequence[str] | None = None) -> pa.Table:
+    """Read a snapshot into one Arrow table (small tables and tests; Spark reads big ones)."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    schema = to_arrow_schema(snap.schema)
+    wanted = list(columns) if columns else schema.names
+    pieces = []
+    for uri, values in zip(snap.files, snap.partition_values, strict=True):
+        filesystem, path = pafs.FileSystem.from_uri(uri)
+        data_cols = [c for c in wanted if c not in snap.partition_columns]
+        piece = pq.read_table(path, filesystem=filesystem, columns=data_cols)
+        for col in snap.partition_columns:
+            if col in wanted:
+                arr = pa.array([values.get(col)] * piece.num_rows, pa.string())
+                piece = piece.append_column(col, arr.cast(schema.field(col).type))
+        pieces.append(piece.select(wanted).cast(pa.schema([schema.field(c) for c in wanted])))
+    if not pieces:
+        return pa.schema([schema.field(c) for c in wanted]).empty_table()
+    return pa.concat_tables(pieces)
+
+
+def commit(
+    uri: str,
+    read_table: DeltaTable | None,
+    schema: T.StructType,
+    partition_by: Sequence[str],
+    files: Sequence[Mapping[str, Any]],
+    mode: str,
+    partition_filters: Sequence[tuple[str, str, Any]] | None,
+    operation_note: str,
+    storage_options: Mapping[str, str] | None = None,
+) -> int:
+    """Commit ``files`` (written by executors) as one transaction; return the new version.
+
+    ``read_table`` is the table as loaded when the write began (``None`` if it did not exist): a commit that
+    conflicts with what others committed since then fails with :class:`ConcurrentWriteError`.
+    """
+    delta_schema = DeltaSchema.from_json(schema.json())
+    actions = [
+        AddAction(
+            path=f["path"], size=int(f["size"]), partition_values=json.loads(f["partition_values"]),
+            modification_time=int(f["modification_time"]), data_change=True, stats=f["stats"],
+        )
+        for f in files
+    ]
+    props = CommitProperties(custom_metadata={"recsys.operation": operation_note}, max_commit_retries=0)
+    try:
+        if read_table is None:
+            create_table_with_add_actions(
+                uri, delta_schema, actions, mode="error", partition_by=list(partition_by) or None,
+                storage_options=dict(storage_options or {}) or None, commit_properties=props,
+            )
+            return 0
+        read_table.create_write_transaction(
+            actions, mode="overwrite" if mode in ("overwrite", "replace_partitions") else "append",
+            schema=delta_schema, partition_by=list(partition_by) or None,
+            partition_filters=list(partition_filters) if partition_filters else None,
+            commit_properties=props,
+        )
+    except CommitFailedError as exc:
+        raise ConcurrentWriteError(
+            f"commit to {uri} lost a race with a concurrent writer ({exc}); this write was not applied and "
+            "the table is unchanged by it. Re-run the job; its files are orphans that vacuum removes."
+        ) from exc
+    except DeltaError as exc:
+        if read_table is None and "exist" in str(exc).lower():
+            raise TableExistsError(f"table at {uri} was created concurrently by another writer: {exc}") from exc
+        if read_table is not None and ("conflict" in str(exc).lower() or "concurrent" in str(exc).lower()):
+            raise ConcurrentWriteError(f"commit to {uri} conflicts with a concurrent write: {exc}") from exc
+        raise
+    return open_table(uri, storage_options=storage_options).version()

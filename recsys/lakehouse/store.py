@@ -1,0 +1,266 @@
+"""TableStore: every table read and write of the project goes through here.
+
+Tables are addressed by name under the lakehouse root and are standard Delta Lake tables. Two backends:
+
+* ``delta-spark`` (its JVM classes on the classpath, i.e. clusters): ``format("delta")`` natively.
+* ``delta-rs`` (anywhere else): executors write Parquet files with ``mapInArrow``; the driver collects only one
+  metadata row per file and commits them all as one Delta transaction with ``deltalake``. A failed or killed
+  write commits nothing, so the table stays at its previous version; its orphaned files are removed by vacuum.
+
+Reads use a version's live file list from the Delta log, never a directory glob (files replaced by an
+overwrite stay on disk until vacuum).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+from pyspark.sql.pandas.types import to_arrow_schema
+
+from recsys.config.sections import StorageConfig
+from recsys.lakehouse import delta_log
+from recsys.lakehouse.delta_log import Snapshot
+from recsys.lakehouse.errors import SchemaMismatchError, TableExistsError, TableNotFoundError
+from recsys.lakehouse.file_writer import FILE_METADATA_SCHEMA, WriteSpec, make_partition_writer, \
+    render_partition_value
+from recsys.spark_session import delta_spark_available
+
+log = logging.getLogger(__name__)
+
+WriteMode = Literal["error", "append", "overwrite", "replace_partitions"]
+WRITE_MODES: tuple[str, ...] = ("error", "append", "overwrite", "replace_partitions")
+
+
+def nullable(schema: T.DataType) -> Any:
+    """``schema`` with every field, array element and map value nullable (how tables store it)."""
+    if isinstance(schema, T.StructType):
+        return T.StructType([T.StructField(f.name, nullable(f.dataType), True) for f in schema.fields])
+    if isinstance(schema, T.ArrayType):
+        return T.ArrayType(nullable(schema.elementType), True)
+    if isinstance(schema, T.MapType):
+        return T.MapType(nullable(schema.keyType), nullable(schema.valueType), True)
+    return schema
+
+
+def describe_schema_difference(expected: T.StructType, actual: T.StructType) -> str:
+    exp = {f.name: f.dataType.simpleString() for f in expected.fields}
+    act = {f.name: f.dataType.simpleString() for f in actual.fields}
+    parts = []
+    if missing := [c for c in exp if c not in act]:
+        parts.append(f"missing columns {missing}")
+    if extra := [c for c in act if c not in exp]:
+        parts.append(f"unexpected columns {extra}")
+    if changed := [f"{c}: table {exp[c]} vs write {act[c]}" for c in exp if c in act and exp[c] != act[c]]:
+        parts.append("type changes " + "; ".join(changed))
+    return ", ".join(parts) or "column order differs"
+
+
+class TableStore:
+    """Named Delta tables under one lakehouse root."""
+
+    def __init__(self, spark: SparkSession, storage: StorageConfig) -> None:
+        self.spark = spark
+        self.storage = storage
+        root = storage.lakehouse
+        self.root = root.rstrip("/") if "://" in root else os.path.abspath(root)
+        if storage.backend == "auto":
+            self.backend = "delta-spark" if delta_spark_available(spark) else "delta-rs"
+        elif storage.backend in ("delta-spark", "delta-rs"):
+            self.backend = storage.backend
+        else:
+            raise ValueError(f"storage.backend must be auto, delta-spark or delta-rs, not {storage.backend!r}")
+
+    # ------------------------------------------------------------------ addressing
+    def uri(self, name: str) -> str:
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"invalid table name {name!r}")
+        return f"{self.root}/{name}"
+
+    def exists(self, name: str) -> bool:
+        return delta_log.is_table(self.uri(name), self.storage.storage_options)
+
+    def list_tables(self) -> list[str]:
+        from pyarrow import fs as pafs
+
+        if "://" in self.root:
+            filesystem, base = pafs.FileSystem.from_uri(self.root)
+        else:
+            if not os.path.isdir(self.root):
+                return []
+            filesystem, base = pafs.LocalFileSystem(), self.root
+        infos = filesystem.get_file_info(pafs.FileSelector(base, allow_not_found=True))
+        names = sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
+        return [n for n in names if self.exists(n)]
+
+    # ------------------------------------------------------------------ reads
+    def snapshot(self, name: str, version: int | None = None) -> Snapshot:
+        """The pinned version's schema and live file list (for Petastorm and other non-Spark readers)."""
+        return delta_log.snapshot(name, self.uri(name), version, self.storage.storage_options)
+
+    def version(self, name: str) -> int:
+        return delta_log.open_table(self.uri(name), storage_options=self.storage.storage_options).version()
+
+    def schema(self, name: str) -> T.StructType:
+        return delta_log.spark_schema(delta_log.open_table(self.uri(name),
+                                                           storage_options=self.storage.storage_options))
+
+    def read(self, name: str, version: int | None = None) -> DataFrame:
+        """The table (latest or pinned ``version``) as a DataFrame with the table's schema."""
+        if self.backend == "delta-spark":
+            reader = self.spark.read.format("delta")
+            if version is not None:
+                reader = reader.option("versionAsOf", version)
+            return reader.load(self.uri(name))
+        return self.read_snapshot(self.snapshot(name, version))
+
+    def read_snapshot(self, snap: Snapshot) -> DataFrame:
+        if not snap.files:
+            return self.spark.createDataFrame([], snap.schema)
+        reader = self.spark.read.schema(snap.schema)
+        if snap.partition_columns:
+            reader = reader.option("basePath", snap.uri)
+        frame = reader.parquet(*snap.files)
+        return frame.select(*[f.name for f in snap.schema.fields])
+
+    def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
+        table = delta_log.open_table(self.uri(name), storage_options=self.storage.storage_options)
+        return table.history(limit)
+
+    # ------------------------------------------------------------------ writes
+    def write(
+        self,
+        df: DataFrame,
+        name: str,
+        mode: WriteMode = "error",
+        partition_by: Sequence[str] = (),
+        replace_partitions: Mapping[str, Any] | None = None,
+        row_group_rows: int | None = None,
+    ) -> int:
+        """Write ``df`` as table ``name`` and return the committed version.
+
+        Args:
+            mode: ``error`` (default) refuses an existing table; ``append``; ``overwrite`` replaces all
+                rows; ``replace_partitions`` atomically replaces the partition named by
+                ``replace_partitions`` (e.g. ``{"run_date": date(2024, 1, 1)}``), which makes re-running a job
+                for the same partition idempotent. Every row written must belong to that partition.
+            partition_by: partition columns; must match the existing table's.
+            row_group_rows: Parquet row-group size (default ``storage.row_group_rows``).
+
+        Raises:
+            TableExistsError, SchemaMismatchError, ConcurrentWriteError.
+        """
+        if mode not in WRITE_MODES:
+            raise ValueError(f"write mode must be one of {WRITE_MODES}, not {mode!r}")
+        if (mode == "replace_partitions") != (replace_partitions is not None):
+            raise ValueError("replace_partitions={column: value} goes with mode='replace_partitions' only")
+        uri = self.uri(name)
+        partition_by = tuple(partition_by)
+        if replace_partitions is not None and sorted(replace_partitions) != sorted(partition_by):
+            raise ValueError(f"replace_partitions must give a value for each of {partition_by}")
+        read_table = None
+        if delta_log.is_table(uri, self.storage.storage_options):
+            if mode == "error":
+                raise TableExistsError(
+                    f"table {name!r} already exists at {uri}; pass mode='overwrite', 'append' or "
+                    "'replace_partitions' to change it"
+                )
+            read_table = delta_log.open_table(uri, storage_options=self.storage.storage_options)
+            df = self._conform(df, name, read_table, partition_by)
+        schema = nullable(df.schema)
+        if self.backend == "delta-spark":
+            return self._write_native(df, uri, mode, partition_by, replace_partitions)
+        return self._write_delta_rs(df, name, uri, schema, read_table, mode, partition_by, replace_partitions,
+                                    row_group_rows or self.storage.row_group_rows)
+
+    def _conform(self, df: DataFrame, name: str, table: Any, partition_by: tuple[str, ...]) -> DataFrame:
+        """Check ``df`` against the existing table (names, types, partitioning); order its columns."""
+        expected = delta_log.spark_schema(table)
+        existing_parts = tuple(table.metadata().partition_columns)
+        if existing_parts != partition_by:
+            raise SchemaMismatchError(
+                f"table {name!r} is partitioned by {list(existing_parts)}, this write by {list(partition_by)}"
+            )
+        actual = nullable(df.schema)
+        by_name = {f.name: f for f in actual.fields}
+        if set(by_name) != {f.name for f in expected.fields} or any(
+            by_name[f.name].dataType != f.dataType for f in expected.fields
+        ):
+            raise SchemaMismatchError(
+                f"schema of the write does not match table {name!r}: "
+                f"{describe_schema_difference(expected, actual)}. Nothing was written."
+            )
+        return df.select(*[f.name for f in expected.fields])
+
+    def _write_delta_rs(
+        self, df: DataFrame, name: str, uri: str, schema: T.StructType, read_table: Any, mode: str,
+        partition_by: tuple[str, ...], replace_partitions: Mapping[str, Any] | None, row_group_rows: int,
+    ) -> int:
+        data_schema = T.StructType([f for f in schema.fields if f.name not in partition_by])
+        allowed = None
+        filters = None
+        if replace_partitions is not None:
+            allowed = {c: render_partition_value(replace_partitions[c]) for c in partition_by}
+            filters = [(c, "=", v) for c, v in allowed.items()]
+        spec = WriteSpec(
+            table_uri=uri,
+            arrow_schema=to_arrow_schema(data_schema),
+            partition_columns=partition_by,
+            row_group_rows=row_group_rows,
+            max_rows_per_file=self.storage.max_rows_per_file,
+            allowed_partitions=allowed,
+        )
+        frame = df.sortWithinPartitions(*partition_by) if partition_by else df
+        metadata = frame.mapInArrow(make_partition_writer(spec), FILE_METADATA_SCHEMA)
+        files = [row.asDict() for row in metadata.collect()]  # one small row per file, not the data
+        version = delta_log.commit(
+            uri, read_table, schema, partition_by, files, mode, filters,
+            operation_note=f"recsys {mode} {name}", storage_options=self.storage.storage_options,
+        )
+        log.info("committed %s v%d: %d files, %d rows (%s)", name, version, len(files),
+                 sum(int(f["num_records"]) for f in files), mode)
+        return version
+
+    def _write_native(
+        self, df: DataFrame, uri: str, mode: str, partition_by: tuple[str, ...],
+        replace_partitions: Mapping[str, Any] | None,
+    ) -> int:
+        writer = df.write.format("delta")
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        if replace_partitions is not None:
+            predicate = " AND ".join(
+                f"`{c}` = '{render_partition_value(v)}'" for c, v in replace_partitions.items()
+            )
+            writer = writer.mode("overwrite").option("replaceWhere", predicate)
+        else:
+            writer = writer.mode("errorifexists" if mode == "error" else mode)
+        writer.save(uri)
+        return int(self.spark.sql(f"DESCRIBE HISTORY delta.`{uri}` LIMIT 1").first()["version"])  # type: ignore[index]
+
+    # ------------------------------------------------------------------ maintenance
+    def optimize(self, name: str) -> dict[str, Any]:
+        """Compact small files (bin-packing); readers of older versions are unaffected."""
+        uri = self.uri(name)
+        if self.backend == "delta-spark":
+            row = self.spark.sql(f"OPTIMIZE delta.`{uri}`").first()
+            return {"metrics": str(row["metrics"]) if row else ""}
+        table = delta_log.open_table(uri, storage_options=self.storage.storage_options)
+        return dict(table.optimize.compact())
+
+    def vacuum(self, name: str, retention_hours: int | None = None, dry_run: bool = False) -> list[str]:
+        """Delete files no version younger than the retention references (orphans of failed writes too)."""
+        table = delta_log.open_table(self.uri(name), storage_options=self.storage.storage_options)
+        hours = self.storage.vacuum_retention_hours if retention_hours is None else retention_hours
+        return list(table.vacuum(retention_hours=hours, dry_run=dry_run, enforce_retention_duration=False))
+
+    def require(self, name: str) -> None:
+        if not self.exists(name):
+            raise TableNotFoundError(
+                f"table {name!r} not found under {self.root}: run the job that produces it first "
+                "(see `recsys --help`)"
+            )
