@@ -60,9 +60,16 @@ class JobContext:
         return self._store
 
 
-def parse_job_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> JobContext:
-    """Parse ``argv`` (common options included), set up logging, load the config."""
-    add_common_args(parser)
+def common_parent() -> argparse.ArgumentParser:
+    """The common options as a parent parser, for jobs with sub-commands (``parents=[common_parent()]``)."""
+    return add_common_args(argparse.ArgumentParser(add_help=False))
+
+
+def parse_job_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
+                   add_common: bool = True) -> JobContext:
+    """Parse ``argv`` (common options added unless the sub-parsers carry them), set up logging, load config."""
+    if add_common:
+        add_common_args(parser)
     args = parser.parse_args(list(argv) if argv is not None else None)
     configure_logging(args.log_level)
     config = load_config(args.env, args.overrides, lakehouse=args.lakehouse, conf_dir=args.conf_dir)

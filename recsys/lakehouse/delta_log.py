@@ -138,7 +138,10 @@ def commit(
         )
         for f in files
     ]
-    props = CommitProperties(custom_metadata={"recsys.operation": operation_note}, max_commit_retries=0)
+    # A blind append may be retried on top of whatever others committed meanwhile (write-serializable);
+    # an overwrite or partition replace decided what to remove from the version it read, so it must not.
+    retries = None if mode == "append" else 0
+    props = CommitProperties(custom_metadata={"recsys.operation": operation_note}, max_commit_retries=retries)
     try:
         if read_table is None:
             create_table_with_add_actions(
@@ -163,4 +166,4 @@ def commit(
         if read_table is not None and ("conflict" in str(exc).lower() or "concurrent" in str(exc).lower()):
             raise ConcurrentWriteError(f"commit to {uri} conflicts with a concurrent write: {exc}") from exc
         raise
-    return open_table(uri, storage_options=storage_options).version()
+    return read_table.version()

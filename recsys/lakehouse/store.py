@@ -256,7 +256,8 @@ class TableStore:
         """Delete files no version younger than the retention references (orphans of failed writes too)."""
         table = delta_log.open_table(self.uri(name), storage_options=self.storage.storage_options)
         hours = self.storage.vacuum_retention_hours if retention_hours is None else retention_hours
-        return list(table.vacuum(retention_hours=hours, dry_run=dry_run, enforce_retention_duration=False))
+        return list(table.vacuum(retention_hours=hours, dry_run=dry_run, enforce_retention_duration=False,
+                                 full=True))
 
     def require(self, name: str) -> None:
         if not self.exists(name):

@@ -1,0 +1,247 @@
+"""The Delta table layer on real Spark and real files (delta-rs backend: no delta-spark jars here)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from recsys.lakehouse import (
+    ConcurrentWriteError,
+    SchemaMismatchError,
+    TableExistsError,
+    TableNotFoundError,
+    TableStore,
+    read_arrow,
+)
+from recsys.lakehouse import delta_log
+
+ALL_TYPES = T.StructType([
+    T.StructField("s", T.StringType()),
+    T.StructField("l", T.LongType()),
+    T.StructField("i", T.IntegerType()),
+    T.StructField("f", T.FloatType()),
+    T.StructField("d", T.DoubleType()),
+    T.StructField("ts", T.TimestampType()),
+    T.StructField("day", T.DateType()),
+    T.StructField("b", T.BooleanType()),
+    T.StructField("ints", T.ArrayType(T.IntegerType())),
+    T.StructField("floats", T.ArrayType(T.FloatType())),
+])
+
+
+def typed_frame(spark: SparkSession, n: int = 300, partitions: int = 3) -> DataFrame:
+    base = spark.range(n, numPartitions=partitions)
+    return base.select(
+        F.when(F.col("id") % 17 == 0, None).otherwise(F.concat(F.lit("s-é/"), F.col("id"))).alias("s"),
+        (F.col("id") * 1_000_000_007).alias("l"),
+        F.col("id").cast("int").alias("i"),
+        (F.col("id") / 3).cast("float").alias("f"),
+        F.when(F.col("id") % 11 == 0, None).otherwise(F.col("id") / 7).alias("d"),
+        F.timestamp_micros(F.col("id") * 123_456_789 + 7).alias("ts"),
+        F.date_add(F.lit(dt.date(2024, 2, 27)), (F.col("id") % 4).cast("int")).alias("day"),
+        (F.col("id") % 2 == 0).alias("b"),
+        F.array(F.col("id").cast("int"), F.lit(-1)).alias("ints"),
+        F.when(F.col("id") % 5 == 0, F.array().cast("array<float>"))
+        .otherwise(F.array((F.col("id") / 2).cast("float"))).alias("floats"),
+    )
+
+
+def rows(df: DataFrame) -> list[tuple]:
+    return sorted((tuple(r) for r in df.collect()), key=repr)
+
+
+def test_round_trip_every_type(spark: SparkSession, store: TableStore) -> None:
+    df = typed_frame(spark)
+    version = store.write(df, "typed")
+    assert version == 0
+    back = store.read("typed")
+    assert [(f.name, f.dataType) for f in back.schema.fields] == [(f.name, f.dataType) for f in ALL_TYPES]
+    assert rows(back) == rows(df)
+
+
+def test_partitioned_round_trip_keeps_partition_columns(spark: SparkSession, store: TableStore) -> None:
+    df = typed_frame(spark)
+    store.write(df, "by_day", partition_by=["day"])
+    back = store.read("by_day")
+    assert back.columns == df.columns  # partition column in its place, with its declared type
+    assert back.schema["day"].dataType == T.DateType()
+    assert rows(back) == rows(df)
+    snap = store.snapshot("by_day")
+    assert snap.partition_columns == ("day",)
+    assert {v["day"] for v in snap.partition_values} == {"2024-02-27", "2024-02-28", "2024-02-29", "2024-03-01"}
+    assert all("/day=" in f for f in snap.files)
+
+
+def test_default_mode_refuses_to_overwrite(spark: SparkSession, store: TableStore) -> None:
+    df = spark.range(5)
+    store.write(df, "t")
+    with pytest.raises(TableExistsError, match="already exists"):
+        store.write(df, "t")
+    assert store.version("t") == 0
+
+
+def test_append_overwrite_and_time_travel(spark: SparkSession, store: TableStore) -> None:
+    store.write(spark.range(0, 5), "t")
+    store.write(spark.range(5, 8), "t", mode="append")
+    store.write(spark.range(100, 102), "t", mode="overwrite")
+    assert store.version("t") == 2
+    assert sorted(r.id for r in store.read("t", version=0).collect()) == list(range(5))
+    assert sorted(r.id for r in store.read("t", version=1).collect()) == list(range(8))
+    assert sorted(r.id for r in store.read("t").collect()) == [100, 101]
+    # the files replaced by the overwrite are still on disk, but never read: no directory globbing
+    assert len(list((Path(store.uri("t"))).glob("*.parquet"))) > len(store.snapshot("t").files)
+    with pytest.raises(TableNotFoundError):
+        store.read("t", version=9)
+
+
+def test_replace_partition_is_idempotent(spark: SparkSession, store: TableStore) -> None:
+    day1, day2 = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
+    frame = spark.range(6).select(
+        "id", F.when(F.col("id") < 3, F.lit(day1)).otherwise(F.lit(day2)).alias("run_date"))
+    store.write(frame, "runs", partition_by=["run_date"])
+    redo = spark.range(10, 14).select("id", F.lit(day2).alias("run_date"))
+    for _ in range(2):
+        store.write(redo, "runs", mode="replace_partitions", partition_by=["run_date"],
+                    replace_partitions={"run_date": day2})
+        assert sorted((r.id, r.run_date) for r in store.read("runs").collect()) == [
+            (0, day1), (1, day1), (2, day1), (10, day2), (11, day2), (12, day2), (13, day2)]
+
+
+def test_replace_partition_rejects_rows_of_other_partitions(spark: SparkSession, store: TableStore) -> None:
+    day1, day2 = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
+    store.write(spark.range(3).select("id", F.lit(day1).alias("run_date")), "runs", partition_by=["run_date"])
+    stray = spark.range(2).select("id", F.lit(day1).alias("run_date"))
+    with pytest.raises(Exception, match="every row must belong to the replaced partition"):
+        store.write(stray, "runs", mode="replace_partitions", partition_by=["run_date"],
+                    replace_partitions={"run_date": day2})
+    assert store.version("runs") == 0
+
+
+def test_failed_write_leaves_previous_version(spark: SparkSession, store: TableStore) -> None:
+    store.write(spark.range(10, numPartitions=2), "t")
+
+    @F.udf("long")
+    def explode_on_seven(x: int) -> int:
+        if x == 7:
+            raise ValueError("boom")
+        return x
+
+    broken = spark.range(10, numPartitions=4).select(explode_on_seven("id").alias("id"))
+    with pytest.raises(Exception, match="boom"):
+        store.write(broken, "t", mode="overwrite")
+    assert store.version("t") == 0
+    assert sorted(r.id for r in store.read("t").collect()) == list(range(10))
+    # tasks that finished before the failure left orphan files; vacuum removes them, the table is intact
+    orphans = store.vacuum("t", retention_hours=0, dry_run=True)
+    assert orphans, "expected orphaned files from the failed write's finished tasks"
+    store.vacuum("t", retention_hours=0)
+    assert sorted(r.id for r in store.read("t").collect()) == list(range(10))
+
+
+def test_schema_mismatch_rejected(spark: SparkSession, store: TableStore) -> None:
+    store.write(spark.range(3).select("id", F.lit("a").alias("name")), "t")
+    with pytest.raises(SchemaMismatchError, match="type changes name: table string vs write int"):
+        store.write(spark.range(3).select("id", F.lit(1).alias("name")), "t", mode="append")
+    with pytest.raises(SchemaMismatchError, match="unexpected columns"):
+        store.write(spark.range(3).select("id", F.lit("a").alias("name"), F.lit(1).alias("x")), "t",
+                    mode="append")
+    with pytest.raises(SchemaMismatchError, match="partitioned by"):
+        store.write(spark.range(3).select("id", F.lit("a").alias("name")), "t", mode="overwrite",
+                    partition_by=["name"])
+    # same columns in another order are conformed, not rejected
+    store.write(spark.range(3).select(F.lit("b").alias("name"), "id"), "t", mode="append")
+    assert store.read("t").count() == 6
+    assert store.version("t") == 1
+
+
+def test_concurrent_commit_conflict_surfaces(spark: SparkSession, store: TableStore) -> None:
+    frame = spark.range(4).select("id", (F.col("id") % 2).cast("string").alias("p"))
+    store.write(frame, "t", partition_by=["p"])
+    read_by_loser = delta_log.open_table(store.uri("t"))  # the loser loaded version 0 ...
+    store.write(frame.where("p = '1'"), "t", mode="replace_partitions", partition_by=["p"],
+                replace_partitions={"p": "1"})  # ... and the winner committed version 1 meanwhile
+    with pytest.raises(ConcurrentWriteError, match="lost a race"):
+        delta_log.commit(store.uri("t"), read_by_loser, store.schema("t"), ["p"], [], "replace_partitions",
+                         [("p", "=", "1")], "loser")
+    assert store.version("t") == 1
+    assert store.read("t").count() == 4
+
+
+def test_table_is_readable_by_deltalake_and_pandas(spark: SparkSession, store: TableStore) -> None:
+    df = typed_frame(spark, n=50)
+    store.write(df, "typed", partition_by=["b"])
+    table = DeltaTable(store.uri("typed"))
+    assert table.version() == 0
+    expected = df.toPandas().sort_values("l").reset_index(drop=True)
+    # deltalake gives the snapshot (schema, live files, partition values); pyarrow/pandas read the files
+    via_layer = read_arrow(store.snapshot("typed")).sort_by("l")
+    assert via_layer.to_pylist() == df.toArrow().sort_by("l").to_pylist()
+    actions = table.get_add_actions(flatten=True)
+    import pyarrow as pa
+    import pandas as pd
+
+    actions_table = pa.table(actions)
+    pieces = []
+    for path, flag in zip(actions_table.column("path").to_pylist(),
+                          actions_table.column("partition.b").to_pylist(), strict=True):
+        piece = pd.read_parquet(Path(store.uri("typed")) / path)
+        piece["b"] = flag
+        pieces.append(piece)
+    plain = pd.concat(pieces).sort_values("l").reset_index(drop=True)
+    assert plain["l"].tolist() == expected["l"].tolist()
+    assert plain["s"].fillna("<null>").tolist() == expected["s"].fillna("<null>").tolist()
+    assert [list(x) for x in plain["ints"]] == [list(x) for x in expected["ints"]]
+
+
+def test_table_is_readable_by_polars(spark: SparkSession, store: TableStore) -> None:
+    polars = pytest.importorskip("polars")
+    store.write(spark.range(20).select("id", (F.col("id") % 3).cast("string").alias("p")), "t",
+                partition_by=["p"])
+    frame = polars.read_delta(store.uri("t"))
+    assert sorted(frame["id"].to_list()) == list(range(20))
+    assert sorted(set(frame["p"].to_list())) == ["0", "1", "2"]
+
+
+def test_row_groups_sized_from_config(spark: SparkSession, store: TableStore) -> None:
+    store.write(spark.range(10_000, numPartitions=2), "t", row_group_rows=1000)
+    snap = store.snapshot("t")
+    groups = [pq.ParquetFile(f.replace("file://", "")).num_row_groups for f in snap.files]
+    assert sum(groups) == 10
+    stats = json.loads(DeltaTable(store.uri("t")).get_add_actions(flatten=True).column("num_records")
+                       .to_pylist().__repr__().replace("None", "null"))
+    assert sum(stats) == 10_000
+
+
+def test_empty_write_creates_table_with_schema(spark: SparkSession, store: TableStore) -> None:
+    store.write(spark.createDataFrame([], ALL_TYPES), "empty")
+    back = store.read("empty")
+    assert back.count() == 0
+    assert back.schema == ALL_TYPES
+
+
+def test_listing_and_history(spark: SparkSession, store: TableStore) -> None:
+    store.write(spark.range(2), "a")
+    store.write(spark.range(2), "b")
+    store.write(spark.range(2), "b", mode="append")
+    assert store.list_tables() == ["a", "b"]
+    history = store.history("b")
+    assert [h["version"] for h in history] == [1, 0]
+    assert history[0]["recsys.operation"] == "recsys append b"
+
+
+def test_optimize_compacts_and_keeps_rows(spark: SparkSession, store: TableStore) -> None:
+    for start in range(0, 40, 10):
+        store.write(spark.range(start, start + 10, numPartitions=2), "t", mode="append")
+    before = len(store.snapshot("t").files)
+    store.optimize("t")
+    after = store.snapshot("t")
+    assert len(after.files) < before
+    assert sorted(r.id for r in store.read("t").collect()) == list(range(40))
