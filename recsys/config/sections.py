@@ -29,6 +29,8 @@ class StorageConfig:
     # Rows per Parquet row group. Petastorm shards by row group: keep it small enough that every
     # training worker gets several.
     row_group_rows: int = 65536
+    # Parquet codec of data files written by the delta-rs backend (zstd, snappy, gzip, none).
+    compression: str = "zstd"
     # A writer task rolls over to a new file after this many rows.
     max_rows_per_file: int = 2_000_000
     # Files no longer referenced by any version younger than this are deleted by `recsys table vacuum`.

@@ -213,6 +213,7 @@ class TableStore:
             row_group_rows=row_group_rows,
             max_rows_per_file=self.storage.max_rows_per_file,
             allowed_partitions=allowed,
+            compression=self.storage.compression,
         )
         frame = df.sortWithinPartitions(*partition_by) if partition_by else df
         metadata = frame.mapInArrow(make_partition_writer(spec), FILE_METADATA_SCHEMA)
