@@ -15,11 +15,11 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RECSYS_ENV", "test")
 os.environ["PYSPARK_PYTHON"] = sys.executable
 
-from pyspark.sql import SparkSession  # noqa: E402
+from pyspark.sql import SparkSession
 
-from recsys.config import AppConfig, load_config  # noqa: E402
-from recsys.lakehouse import TableStore  # noqa: E402
-from recsys.spark_session import get_spark  # noqa: E402
+from recsys.config import AppConfig, load_config
+from recsys.lakehouse import TableStore
+from recsys.spark_session import get_spark
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

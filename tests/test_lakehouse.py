@@ -19,9 +19,9 @@ from recsys.lakehouse import (
     TableExistsError,
     TableNotFoundError,
     TableStore,
+    delta_log,
     read_arrow,
 )
-from recsys.lakehouse import delta_log
 
 ALL_TYPES = T.StructType([
     T.StructField("s", T.StringType()),
@@ -185,8 +185,8 @@ def test_table_is_readable_by_deltalake_and_pandas(spark: SparkSession, store: T
     via_layer = read_arrow(store.snapshot("typed")).sort_by("l")
     assert via_layer.to_pylist() == df.toArrow().sort_by("l").to_pylist()
     actions = table.get_add_actions(flatten=True)
-    import pyarrow as pa
     import pandas as pd
+    import pyarrow as pa
 
     actions_table = pa.table(actions)
     pieces = []

@@ -85,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     hist.add_argument("--limit", type=int, default=None)
     opt = sub.add_parser("optimize", parents=common, help="compact small files into bigger ones (a new version)")
     opt.add_argument("name")
-    vac = sub.add_parser("vacuum", parents=common, help="delete files no longer referenced (orphans of failed writes too)")
+    vac = sub.add_parser("vacuum", parents=common,
+                         help="delete files no longer referenced (orphans of failed writes too)")
     vac.add_argument("name")
     vac.add_argument("--retention-hours", type=int, default=None,
                      help="keep files referenced by versions younger than this (default storage.vacuum_...)")

@@ -17,7 +17,7 @@ from deltalake import DeltaTable
 from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
-from deltalake.transaction import AddAction, CommitProperties, create_table_with_add_actions
+from deltalake.transaction import AddAction, CommitProperties, RemoveAction, create_table_with_add_actions
 from pyarrow import fs as pafs
 from pyspark.sql import types as T
 
@@ -131,7 +131,7 @@ def commit(
     conflicts with what others committed since then fails with :class:`ConcurrentWriteError`.
     """
     delta_schema = DeltaSchema.from_json(schema.json())
-    actions = [
+    adds = [
         AddAction(
             path=f["path"], size=int(f["size"]), partition_values=json.loads(f["partition_values"]),
             modification_time=int(f["modification_time"]), data_change=True, stats=f["stats"],
@@ -145,10 +145,11 @@ def commit(
     try:
         if read_table is None:
             create_table_with_add_actions(
-                uri, delta_schema, actions, mode="error", partition_by=list(partition_by) or None,
+                uri, delta_schema, adds, mode="error", partition_by=list(partition_by) or None,
                 storage_options=dict(storage_options or {}) or None, commit_properties=props,
             )
             return 0
+        actions: list[AddAction | RemoveAction] = list(adds)
         read_table.create_write_transaction(
             actions, mode="overwrite" if mode in ("overwrite", "replace_partitions") else "append",
             schema=delta_schema, partition_by=list(partition_by) or None,

@@ -9,11 +9,12 @@ then commits all files in one Delta transaction. Memory per task is bounded by o
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import math
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -231,7 +232,7 @@ def _run_boundaries(batch: pa.RecordBatch, columns: Sequence[str]) -> list[int]:
     return [0, *starts, batch.num_rows]
 
 
-def make_partition_writer(spec: WriteSpec) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+def make_partition_writer(spec: WriteSpec) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """The ``mapInArrow`` function that writes one Spark partition and yields its file metadata."""
     from pyspark import TaskContext
 
@@ -243,14 +244,14 @@ def make_partition_writer(spec: WriteSpec) -> Callable[[Iterator[pa.RecordBatch]
         ("modification_time", pa.int64(), False),
     ])
 
-    def write(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def write(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         ctx = TaskContext.get()
         tag = f"{ctx.partitionId():05d}-{ctx.attemptNumber()}" if ctx else uuid.uuid4().hex[:8]
         filesystem, base_path = pafs.FileSystem.from_uri(spec.table_uri)
         roller = _FileRoller(spec, filesystem, base_path, tag)
         for batch in batches:
             bounds = _run_boundaries(batch, partition_columns)
-            for start, stop in zip(bounds[:-1], bounds[1:], strict=False):
+            for start, stop in itertools.pairwise(bounds):
                 run = batch.slice(start, stop - start)
                 key = {c: render_partition_value(run.column(c)[0].as_py()) for c in partition_columns}
                 if spec.allowed_partitions is not None and key != dict(spec.allowed_partitions):

@@ -26,8 +26,12 @@ from recsys.config.sections import StorageConfig
 from recsys.lakehouse import delta_log
 from recsys.lakehouse.delta_log import Snapshot
 from recsys.lakehouse.errors import SchemaMismatchError, TableExistsError, TableNotFoundError
-from recsys.lakehouse.file_writer import FILE_METADATA_SCHEMA, WriteSpec, make_partition_writer, \
-    render_partition_value
+from recsys.lakehouse.file_writer import (
+    FILE_METADATA_SCHEMA,
+    WriteSpec,
+    make_partition_writer,
+    render_partition_value,
+)
 from recsys.spark_session import delta_spark_available
 
 log = logging.getLogger(__name__)
