@@ -260,3 +260,21 @@ SCHEMAS: dict[str, T.StructType] = {
     Tables.RECOMMENDATIONS: RECOMMENDATIONS,
     Tables.METRICS: METRICS,
 }
+
+
+def schema_markdown() -> str:
+    """Markdown description of every table (README's table reference is generated from this)."""
+    lines = []
+    for name, schema in SCHEMAS.items():
+        parts = PARTITION_COLUMNS.get(name, ())
+        lines.append(f"#### `{name}`" + (f" (partitioned by `{', '.join(parts)}`)" if parts else ""))
+        lines.append("")
+        lines.append("| column | type |")
+        lines.append("| --- | --- |")
+        lines.extend(f"| `{f.name}` | `{f.dataType.simpleString()}` |" for f in schema.fields)
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(schema_markdown())

@@ -89,9 +89,9 @@ def test_default_mode_refuses_to_overwrite(spark: SparkSession, store: TableStor
 
 
 def test_append_overwrite_and_time_travel(spark: SparkSession, store: TableStore) -> None:
-    store.write(spark.range(0, 5), "t")
-    store.write(spark.range(5, 8), "t", mode="append")
-    store.write(spark.range(100, 102), "t", mode="overwrite")
+    assert store.write(spark.range(0, 5), "t") == 0
+    assert store.write(spark.range(5, 8), "t", mode="append") == 1
+    assert store.write(spark.range(100, 102), "t", mode="overwrite") == 2
     assert store.version("t") == 2
     assert sorted(r.id for r in store.read("t", version=0).collect()) == list(range(5))
     assert sorted(r.id for r in store.read("t", version=1).collect()) == list(range(8))

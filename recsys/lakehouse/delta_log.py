@@ -167,4 +167,6 @@ def commit(
         if read_table is not None and ("conflict" in str(exc).lower() or "concurrent" in str(exc).lower()):
             raise ConcurrentWriteError(f"commit to {uri} conflicts with a concurrent write: {exc}") from exc
         raise
-    return read_table.version()
+    # the DeltaTable object keeps the version it read; the committed one is the table's latest
+    # (a concurrent writer committing in between could only make this a later version, never an earlier one)
+    return open_table(uri, storage_options=storage_options).version()
