@@ -1,12 +1,87 @@
-"""Config section ``etl`` (conf/base/etl.yaml)."""
+"""Config section ``etl`` (conf/base/etl.yaml).
+
+The pseudonymization key is never part of this section: it comes from ``$RECSYS_PSEUDONYM_KEY`` or from the
+secret file named by ``pseudonym_key_file``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+@dataclass(frozen=True)
+class ImplicitConfig:
+    """Explicit rating -> implicit weight: ``rating >= min_rating`` is a positive (see recsys.etl.rules)."""
+
+    min_rating: float = 3.5
+    # "binary": positives weigh positive_weight; "rating": positives weigh rating / rating_max.
+    weighting: str = "binary"
+    positive_weight: float = 1.0
+    # Weight of accepted ratings below min_rating (kept in `interactions`; 0 = not a positive).
+    negative_weight: float = 0.0
+
+
+@dataclass(frozen=True)
+class KCoreConfig:
+    """Iterative k-core filter; 1/1 disables it. Removed rows go to quarantine (reason below_k_core)."""
+
+    min_user_interactions: int = 1
+    min_item_interactions: int = 1
+    max_iterations: int = 5
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    """Generic event logs under ``--input``: file or folder names (globs allowed) and column mappings."""
+
+    format: str = "csv"  # csv | json | parquet
+    interactions: str = "events*"
+    items: str = "items*"
+    users: str = "users*"
+    user_col: str = "user_id"
+    item_col: str = "item_id"
+    timestamp_col: str = "timestamp"
+    event_type_col: str = "event_type"
+    value_col: str = ""  # optional explicit value (e.g. a rating); "" = none
+    # epoch_s | epoch_ms | iso | a Spark datetime pattern such as "yyyy-MM-dd HH:mm:ss"
+    timestamp_format: str = "iso"
+    item_id_col: str = "item_id"
+    item_title_col: str = "title"
+    item_description_col: str = "description"
+    item_categories_col: str = "categories"
+    item_year_col: str = ""
+    categories_separator: str = "|"
+    user_id_col: str = "user_id"
 
 
 @dataclass(frozen=True)
 class EtlConfig:
-    """ETL settings. Extended by the ETL implementation."""
+    """ETL settings (every cleaning rule is configurable)."""
 
-    source: str = "movielens"
+    source: str = "movielens"  # movielens | events
+    mode: str = "full"  # full | incremental
+    # Secret file holding the HMAC key (used when $RECSYS_PSEUDONYM_KEY is unset); "" = none.
+    pseudonym_key_file: str = ""
+    # Create a random key file (mode 0600) when missing: local demo only.
+    create_key_if_missing: bool = False
+    time_grain: str = "month"  # event_period grain: year | month | day
+    min_timestamp: str = "1995-01-01"
+    rating_min: float = 0.5
+    rating_max: float = 5.0
+    max_field_length: int = 1000
+    # Users with more events than this on any single day are quarantined as bots (reason bot_user).
+    bot_max_events_per_day: int = 5000
+    missing_item_policy: str = "quarantine"  # quarantine | keep (item gets empty text)
+    # Generic events: event type -> weight; types not listed are quarantined (unknown_event_type).
+    event_weights: Mapping[str, float] = field(default_factory=lambda: MappingProxyType(
+        {"view": 0.5, "click": 1.0, "add_to_cart": 2.0, "purchase": 3.0, "rating": 1.0}))
+    implicit: ImplicitConfig = field(default_factory=ImplicitConfig)
+    kcore: KCoreConfig = field(default_factory=KCoreConfig)
+    # Item text; "[...]" parts are dropped when a field inside them is empty.
+    text_template: str = "{title}[ ({year})].[ Genres: {genres}.][ Tags: {tags}.][ {description}]"
+    top_tags: int = 5
+    # Buckets used to assign dense indexes without a single-partition sort.
+    index_buckets: int = 64
+    events: EventsConfig = field(default_factory=EventsConfig)

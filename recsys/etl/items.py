@@ -1,0 +1,99 @@
+"""Item catalog: validation, MovieLens title/year parsing, top tags and the rendered ``text`` (no actions).
+
+The text template (``etl.text_template``) names fields in braces: ``title``, ``year``, ``genres`` (also
+``categories``), ``tags``, ``description``, ``item_id``. A part in square brackets is left out when any field in it
+is empty, e.g. ``"{title}[ ({year})].[ Genres: {genres}.]"``. Rendering is a Spark expression, not Python.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from recsys.etl import reasons as R
+from recsys.etl.rules import normalize_id
+
+TITLE_YEAR = r"^(.*?)\s*\((\d{4})\)\s*$"
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
+def validate_catalog(items: DataFrame, id_pattern: str, max_len: int) -> DataFrame:
+    """Catalog rows + ``reason`` (parse problem, over-long field, null/invalid id, duplicate id)."""
+    item = F.trim(F.col("item_raw"))
+    too_long = F.greatest(*[F.coalesce(F.length(c), F.lit(0)) for c in ("item_raw", "title", "description")])
+    reason = (F.when(F.col("parse_reason").isNotNull(), F.col("parse_reason"))
+              .when(too_long > F.lit(max_len), F.lit(R.FIELD_TOO_LONG))
+              .when(item.isNull() | (item == ""), F.lit(R.NULL_ID))
+              .when(~item.rlike(id_pattern), F.lit(R.INVALID_ID)))
+    checked = items.withColumn("reason", reason).withColumn(
+        "item_raw", F.when(F.col("reason").isNull(), normalize_id(item, id_pattern)).otherwise(item))
+    first = Window.partitionBy("item_raw").orderBy("source_file", "raw_record")
+    ok = checked.where(F.col("reason").isNull()).withColumn(
+        "reason", F.when(F.row_number().over(first) > 1, F.lit(R.DUPLICATE_ID)))
+    return checked.where(F.col("reason").isNotNull()).unionByName(ok)
+
+
+def split_title(items: DataFrame) -> DataFrame:
+    """``"Toy Story (1995)"`` -> title ``Toy Story``, year 1995 (else the year column, else null)."""
+    title = F.trim(F.col("title"))
+    has_year = title.rlike(TITLE_YEAR)
+    year_text = F.when(has_year, F.regexp_extract(title, TITLE_YEAR, 2)).otherwise(F.col("year_raw"))
+    return items.withColumn("year", F.nullif(year_text, F.lit("")).try_cast("int")).withColumn(
+        "title", F.when(has_year, F.regexp_extract(title, TITLE_YEAR, 1)).otherwise(title))
+
+
+def top_tags(tags: DataFrame, n: int, id_pattern: str) -> DataFrame:
+    """item_raw -> ``tags``: the ``n`` most frequent (lower-cased) tags, ties broken alphabetically."""
+    clean = tags.select(normalize_id(F.trim("item_raw"), id_pattern).alias("item_raw"),
+                        F.lower(F.trim("tag")).alias("tag")).where(
+        F.col("item_raw").isNotNull() & F.col("tag").isNotNull() & (F.col("tag") != ""))
+    counts = clean.groupBy("item_raw", "tag").count()
+    rank = F.row_number().over(Window.partitionBy("item_raw").orderBy(F.desc("count"), "tag"))
+    top = counts.withColumn("_r", rank).where(F.col("_r") <= n)
+    return top.groupBy("item_raw").agg(
+        F.transform(F.sort_array(F.collect_list(F.struct("_r", "tag"))), lambda s: s["tag"]).alias("tags"))
+
+
+def _field_text(name: str) -> Column:
+    columns = {
+        "title": F.col("title"), "item_id": F.col("item_id"), "description": F.col("description"),
+        "year": F.col("year").cast("string"),
+        "genres": F.array_join(F.col("categories"), ", "), "categories": F.array_join(F.col("categories"), ", "),
+        "tags": F.array_join(F.col("tags"), ", "),
+    }
+    if name not in columns:
+        raise ValueError(f"etl.text_template: unknown field {{{name}}}; known: {sorted(columns)}")
+    return F.coalesce(columns[name], F.lit(""))
+
+
+def _render_plain(template: str) -> tuple[Column, list[Column]]:
+    pieces: list[Column] = []
+    fields: list[Column] = []
+    pos = 0
+    for match in _FIELD.finditer(template):
+        if match.start() > pos:
+            pieces.append(F.lit(template[pos:match.start()]))
+        value = _field_text(match.group(1))
+        pieces.append(value)
+        fields.append(value)
+        pos = match.end()
+    if pos < len(template):
+        pieces.append(F.lit(template[pos:]))
+    return (F.concat(*pieces) if pieces else F.lit("")), fields
+
+
+def render_text(template: str) -> Column:
+    """The template as one Spark expression (see module docstring)."""
+    parts: list[Column] = []
+    for optional, chunk in re.findall(r"\[([^\]]*)\]|([^\[]+)", template):
+        text = optional or chunk
+        rendered, fields = _render_plain(text)
+        if optional and fields:
+            present = F.lit(True)
+            for value in fields:
+                present = present & (value != "")
+            rendered = F.when(present, rendered).otherwise(F.lit(""))
+        parts.append(rendered)
+    return F.trim(F.concat(*parts)) if parts else F.lit("")

@@ -1,0 +1,160 @@
+"""ETL transforms from raw frames to the output tables' frames (DataFrame -> DataFrame, no I/O, no actions).
+
+The job (:mod:`recsys.jobs.etl`) reads inputs and existing tables, calls these functions, and writes.
+Output frames are cast to the exact schemas of :mod:`recsys.schemas`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from recsys import schemas as S
+from recsys.etl import reasons as R
+from recsys.etl.activity import mark_bots, mark_k_core, mark_missing_items
+from recsys.etl.dedup import DUPLICATE, by_user, mark_duplicates
+from recsys.etl.items import render_text, split_title, top_tags, validate_catalog
+from recsys.etl.pseudonymize import pseudonymize
+from recsys.etl.rules import normalize_id, validate
+from recsys.etl.settings import EtlConfig
+from recsys.etl.sources import RawCatalog, RawInteractions
+
+GRAIN_FORMATS = {"year": "yyyy", "month": "yyyy-MM", "day": "yyyy-MM-dd"}
+
+
+def conform(frame: DataFrame, schema: T.StructType) -> DataFrame:
+    """``frame`` with exactly ``schema``'s columns, in order, cast to its types."""
+    return frame.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields])
+
+
+def classify_interactions(raw: RawInteractions, catalog_ids: DataFrame | None, cfg: EtlConfig,
+                          run_date: dt.date) -> DataFrame:
+    """Every raw row once, with ``reason``: null (accepted), DUPLICATE, or a quarantine reason code.
+
+    ``raw_parts`` is kept only where it is needed later (quarantined rows).
+    """
+    frame = validate(raw, cfg, run_date)
+    frame = mark_missing_items(frame, catalog_ids, cfg.missing_item_policy)  # broadcast join, no shuffle
+    frame = mark_duplicates(by_user(frame))
+    frame = mark_bots(frame, cfg.bot_max_events_per_day)
+    frame = mark_k_core(frame, cfg.kcore.min_user_interactions, cfg.kcore.min_item_interactions,
+                        cfg.kcore.max_iterations)
+    keep_raw = F.col("reason").isNotNull() & (F.col("reason") != DUPLICATE)
+    return frame.withColumn("raw_parts", F.when(keep_raw, F.col("raw_parts")))
+
+
+def accepted(classified: DataFrame) -> DataFrame:
+    return classified.where(F.col("reason").isNull())
+
+
+def user_pseudonyms(classified: DataFrame, key: bytes) -> DataFrame:
+    """user_raw -> user_id for the users of accepted rows (one HMAC per distinct user)."""
+    users = accepted(classified).select("user_raw").distinct()
+    return users.select("user_raw", pseudonymize(F.col("user_raw"), key).alias(S.Col.USER_ID))
+
+
+def event_period(ts: Column, grain: str) -> Column:
+    if grain not in GRAIN_FORMATS:
+        raise ValueError(f"etl.time_grain must be one of {sorted(GRAIN_FORMATS)}, not {grain!r}")
+    return F.date_format(ts, GRAIN_FORMATS[grain])
+
+
+def build_interactions(classified: DataFrame, pseudonyms: DataFrame, user_index: DataFrame,
+                       item_index: DataFrame, run_id: str, source: str, grain: str) -> DataFrame:
+    """Accepted rows joined to pseudonyms and both indexes, in the ``interactions`` schema."""
+    rows = accepted(classified).join(pseudonyms, "user_raw")
+    rows = rows.join(user_index.select(S.Col.USER_ID, S.Col.USER_IDX), S.Col.USER_ID)
+    rows = rows.join(item_index.select(F.col(S.Col.ITEM_ID).alias("item_raw"), S.Col.ITEM_IDX), "item_raw")
+    out = rows.select(
+        S.Col.USER_IDX, S.Col.USER_ID, S.Col.ITEM_IDX, F.col("item_raw").alias(S.Col.ITEM_ID), S.Col.TS,
+        S.Col.EVENT_DATE, S.Col.EVENT_TYPE, S.Col.WEIGHT, S.Col.RATING, F.lit(source).alias(S.Col.SOURCE),
+        F.lit(run_id).alias(S.Col.RUN_ID), event_period(F.col(S.Col.TS), grain).alias(S.Col.EVENT_PERIOD))
+    return conform(out, S.INTERACTIONS)
+
+
+def quarantine_rows(frame: DataFrame, entity: str, raw_record: Column, run_id: str, run_date: dt.date,
+                    detail: Column | None = None) -> DataFrame:
+    out = frame.select(
+        F.lit(run_id).alias(S.Col.RUN_ID), F.lit(entity).alias("entity"), "source_file", "reason",
+        (detail if detail is not None else F.lit(None).cast("string")).alias("detail"),
+        raw_record.alias("raw_record"), F.lit(run_date).alias(S.Col.RUN_DATE))
+    return conform(out, S.QUARANTINE)
+
+
+def quarantined(classified: DataFrame) -> DataFrame:
+    return classified.where(F.col("reason").isNotNull() & (F.col("reason") != DUPLICATE))
+
+
+def interaction_quarantine(classified: DataFrame, raw: RawInteractions, key: bytes, run_id: str,
+                           run_date: dt.date) -> DataFrame:
+    """Rejected interactions; the user field of each raw record is replaced by its pseudonym."""
+    rows = quarantined(classified).withColumn(
+        "_pseudonym", pseudonymize(F.nullif(F.col("user_raw"), F.lit("")), key))
+    return quarantine_rows(rows, R.ENTITY_INTERACTIONS, raw.render_raw(F.col("_pseudonym")), run_id, run_date)
+
+
+def checked_catalog(catalog: RawCatalog, id_pattern: str, cfg: EtlConfig) -> DataFrame:
+    """Validated catalog rows (``reason`` null = good) with title/year split and top tags."""
+    items = split_title(validate_catalog(catalog.items, id_pattern, cfg.max_field_length))
+    if catalog.tags is not None:
+        items = items.join(top_tags(catalog.tags, cfg.top_tags, id_pattern), "item_raw", "left")
+    else:
+        items = items.withColumn("tags", F.lit(None).cast("array<string>"))
+    return items
+
+
+def build_items(good_catalog: DataFrame | None, item_index: DataFrame, existing_items: DataFrame | None,
+                template: str) -> DataFrame:
+    """The ``items`` table: every indexed item, with catalog fields (new catalog wins) and ``text``."""
+    fields = ["title", "description", "categories", "year", "tags"]
+    if good_catalog is not None:
+        catalog = good_catalog.select(F.col("item_raw").alias(S.Col.ITEM_ID), *fields)
+        if existing_items is not None:
+            older = existing_items.select(S.Col.ITEM_ID, *fields).join(catalog.select(S.Col.ITEM_ID),
+                                                                       S.Col.ITEM_ID, "left_anti")
+            catalog = catalog.unionByName(older)
+    elif existing_items is not None:
+        catalog = existing_items.select(S.Col.ITEM_ID, *fields)
+    else:
+        catalog = item_index.sparkSession.createDataFrame([], S.ITEMS).select(S.Col.ITEM_ID, *fields)
+    rows = item_index.select(S.Col.ITEM_ID, S.Col.ITEM_IDX).join(catalog, S.Col.ITEM_ID, "left")
+    rows = rows.withColumn("categories", F.coalesce("categories", F.array().cast("array<string>"))).withColumn(
+        "tags", F.coalesce("tags", F.array().cast("array<string>")))
+    rows = rows.withColumn(S.Col.TEXT, F.when(F.col("title").isNull() & F.col("description").isNull(),
+                                              F.lit("")).otherwise(render_text(template)))
+    return conform(rows, S.ITEMS)
+
+
+def build_users(interactions: DataFrame, attributes: DataFrame | None) -> DataFrame:
+    """The ``users`` table from all interactions; ``attributes`` (user_id, attributes) is optional."""
+    users = interactions.groupBy(S.Col.USER_IDX, S.Col.USER_ID).agg(
+        F.min(S.Col.TS).alias("first_ts"), F.max(S.Col.TS).alias("last_ts"),
+        F.count("*").alias("num_interactions"))
+    if attributes is not None:
+        users = users.join(attributes, S.Col.USER_ID, "left")
+    else:
+        users = users.withColumn("attributes", F.lit(None).cast("map<string,string>"))
+    return conform(users, S.USERS)
+
+
+def user_table_rows(users: DataFrame, key: bytes, cfg: EtlConfig, run_id: str, run_date: dt.date,
+                    id_pattern: str) -> tuple[DataFrame, DataFrame]:
+    """A raw user table -> (user_id, attributes) of good rows, and its quarantine rows."""
+    user = normalize_id(F.col("user_raw"), id_pattern)
+    reason = (F.when(F.col("parse_reason").isNotNull(), F.col("parse_reason"))
+              .when(F.length(F.array_join("raw_parts", ",")) > F.lit(cfg.max_field_length),
+                    F.lit(R.FIELD_TOO_LONG))
+              .when(user.isNull() | (user == ""), F.lit(R.NULL_ID))
+              .when(~user.rlike(id_pattern), F.lit(R.INVALID_ID)))
+    checked = users.withColumn("reason", reason).withColumn(
+        S.Col.USER_ID, pseudonymize(F.nullif(user, F.lit("")), key))
+    good = checked.where(F.col("reason").isNull()).groupBy(S.Col.USER_ID).agg(
+        F.min_by("attributes", F.array_join("raw_parts", ",")).alias("attributes"))
+    replaced = F.transform("raw_parts", lambda x, i: F.when(i == 0, F.coalesce(
+        F.col(S.Col.USER_ID), F.lit(""))).otherwise(x))
+    safe = F.call_function("array_join", replaced, F.col("raw_sep"))
+    bad = quarantine_rows(checked.where(F.col("reason").isNotNull()), R.ENTITY_USERS, safe, run_id, run_date)
+    return good, bad

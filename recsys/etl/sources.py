@@ -1,0 +1,336 @@
+"""Raw inputs -> standard raw frames (every value still a string; nothing validated, nothing dropped).
+
+MovieLens layouts are detected from the files present under ``--input`` (a file or a Spark output folder of
+that name both work). Interaction files are read as text lines and split here, so that malformed lines,
+wrong field counts and undecodable bytes reach quarantine with their raw line. Catalog and user tables
+(dimensions) use Spark's CSV/JSON/Parquet readers in PERMISSIVE mode with a corrupt-record column.
+
+A raw interaction frame has the columns of :data:`RAW_COLUMNS`; ``raw_parts`` holds the record's fields
+and :attr:`RawInteractions.render_raw` turns them back into one string with the user field replaced by its
+pseudonym (so raw user ids never reach the quarantine table).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pyarrow import fs as pafs
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from recsys.etl import reasons as R
+from recsys.etl.settings import EventsConfig
+
+RAW_COLUMNS = ("source_file", "raw_parts", "parse_reason", "user_raw", "item_raw", "ts_raw", "event_raw",
+               "value_raw")
+CORRUPT = "_corrupt_record"
+LATIN1 = "ISO-8859-1"
+ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+                 "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
+                 "Sci-Fi", "Thriller", "War", "Western")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A MovieLens layout: file names, separators, encodings."""
+
+    name: str
+    ratings: str
+    movies: str
+    users: str | None
+    tags: str | None
+    separator: str  # of the ratings file
+    header: str | None  # ratings header line to skip
+    encoding: str
+
+
+LAYOUTS = (
+    Layout("ml-latest", "ratings.csv", "movies.csv", None, "tags.csv", ",",
+           "userId,movieId,rating,timestamp", "UTF-8"),
+    Layout("ml-1m", "ratings.dat", "movies.dat", "users.dat", None, "::", None, LATIN1),
+    Layout("ml-100k", "u.data", "u.item", "u.user", None, "\t", None, LATIN1),
+)
+
+
+@dataclass(frozen=True)
+class RawInteractions:
+    """Raw interaction rows plus how to read them."""
+
+    frame: DataFrame
+    ts_format: str  # epoch_s | epoch_ms | iso | Spark pattern
+    id_pattern: str  # regex every id must match
+    event_type: str | None  # fixed event type (MovieLens: "rating"); None = from event_raw
+    render_raw: Callable[[Column], Column]  # pseudonym column -> safe raw record
+
+
+@dataclass(frozen=True)
+class RawCatalog:
+    """Items: item_raw, title, description, categories (array), year_raw, source_file, raw_record,
+    parse_reason; ``tags``: item_raw, tag (or None)."""
+
+    items: DataFrame
+    tags: DataFrame | None
+
+
+def list_names(path: str) -> list[str]:
+    """Names of the entries directly under ``path`` (local path or URI)."""
+    if "://" in path:
+        filesystem, base = pafs.FileSystem.from_uri(path)
+    else:
+        filesystem, base = pafs.LocalFileSystem(), path
+    infos = filesystem.get_file_info(pafs.FileSelector(base, allow_not_found=True))
+    return sorted(i.base_name for i in infos if not i.base_name.startswith((".", "_")))
+
+
+def join_path(base: str, name: str) -> str:
+    return f"{base.rstrip('/')}/{name}"
+
+
+def detect_layout(path: str) -> Layout:
+    """The MovieLens layout whose ratings file is present under ``path``.
+
+    Raises:
+        FileNotFoundError: no known layout; the message lists what was found.
+    """
+    names = set(list_names(path))
+    for layout in LAYOUTS:
+        if layout.ratings in names:
+            return layout
+    raise FileNotFoundError(
+        f"no MovieLens ratings file (ratings.csv, ratings.dat or u.data) under {path}; found {sorted(names)}")
+
+
+def _file_col() -> Column:
+    return F.col("_metadata.file_path")
+
+
+def _text_lines(spark: SparkSession, path: str, encoding: str, header: str | None) -> DataFrame:
+    """Lines of text files with source_file; bytes decoded, undecodable lines flagged."""
+    lines = spark.read.text(path).select(F.col("value").alias("line"), _file_col().alias("source_file"))
+    if encoding == LATIN1:
+        lines = lines.select(F.decode(F.col("line").cast("binary"), LATIN1).alias("line"), "source_file",
+                             F.lit(True).alias("decodable"))
+    else:
+        lines = lines.select(F.make_valid_utf8("line").alias("line"), "source_file",
+                             F.is_valid_utf8("line").alias("decodable"))
+    if header is not None:
+        lines = lines.where(F.col("line") != F.lit(header))
+    return lines
+
+
+def _delimited_render(separator: str, user_position: int) -> Callable[[Column], Column]:
+    def render(pseudonym: Column) -> Column:
+        replaced = F.transform(
+            F.col("raw_parts"),
+            lambda x, i: F.when(i == F.lit(user_position), F.coalesce(pseudonym, F.lit(""))).otherwise(x))
+        return F.array_join(replaced, separator)
+    return render
+
+
+def _split_interactions(lines: DataFrame, separator: str, n_fields: int) -> DataFrame:
+    """``user, item, value, timestamp`` lines (all MovieLens rating layouts) -> raw frame."""
+    parts = F.split(F.col("line"), _regex_literal(separator), -1)
+    frame = lines.select("source_file", "decodable", parts.alias("raw_parts"))
+    reason = (F.when(~F.col("decodable"), F.lit(R.UNDECODABLE))
+              .when(F.size("raw_parts") != n_fields, F.lit(R.FIELD_COUNT)))
+    return frame.select(
+        "source_file", "raw_parts", reason.alias("parse_reason"),
+        F.trim(F.try_element_at("raw_parts", F.lit(1))).alias("user_raw"),
+        F.trim(F.try_element_at("raw_parts", F.lit(2))).alias("item_raw"),
+        F.trim(F.try_element_at("raw_parts", F.lit(4))).alias("ts_raw"),
+        F.lit(None).cast("string").alias("event_raw"),
+        F.trim(F.try_element_at("raw_parts", F.lit(3))).alias("value_raw"),
+    )
+
+
+def _regex_literal(text: str) -> str:
+    return "".join("\\" + c if not c.isalnum() and c not in "\t" else c for c in text)
+
+
+def read_movielens_interactions(spark: SparkSession, path: str, layout: Layout) -> RawInteractions:
+    lines = _text_lines(spark, join_path(path, layout.ratings), layout.encoding, layout.header)
+    frame = _split_interactions(lines, layout.separator, 4)
+    return RawInteractions(frame, "epoch_s", "^[0-9]+$", "rating", _delimited_render(layout.separator, 0))
+
+
+def _csv(spark: SparkSession, path: str, columns: list[str], sep: str, encoding: str, header: bool,
+         quoted: bool) -> DataFrame:
+    schema = T.StructType([T.StructField(c, T.StringType()) for c in [*columns, CORRUPT]])
+    reader = (spark.read.schema(schema).option("header", header).option("sep", sep)
+              .option("encoding", encoding).option("mode", "PERMISSIVE")
+              .option("columnNameOfCorruptRecord", CORRUPT))
+    if not quoted:
+        reader = reader.option("quote", "\u0000")
+    return reader.csv(path).withColumn("source_file", _file_col())
+
+
+def _parse_reason(columns: list[str]) -> Column:
+    return (F.when(F.col(CORRUPT).isNotNull(), F.lit(R.MALFORMED))
+            .when(F.concat_ws("", *[F.coalesce(F.col(c), F.lit("")) for c in columns]).contains("\ufffd"),
+                  F.lit(R.UNDECODABLE)))
+
+
+def read_movielens_catalog(spark: SparkSession, path: str, layout: Layout) -> RawCatalog:
+    movies = join_path(path, layout.movies)
+    if layout.name == "ml-100k":
+        cols = ["item_raw", "title", "release_date", "video_date", "url", *[f"g{i}" for i in range(19)]]
+        raw = _csv(spark, movies, cols, "|", LATIN1, header=False, quoted=False)
+        genres = F.filter(F.array(*[F.when(F.col(f"g{i}") == "1", F.lit(g)) for i, g in
+                                    enumerate(ML100K_GENRES)]), lambda g: g.isNotNull() & (g != "unknown"))
+        year = F.regexp_extract(F.coalesce(F.col("release_date"), F.lit("")), r"(\d{4})$", 1)
+        sep = "|"
+    else:
+        cols = ["item_raw", "title", "genres"]
+        latest = layout.name == "ml-latest"
+        sep = "," if latest else "::"
+        raw = _csv(spark, movies, ["movieId", *cols[1:]] if latest else cols, sep, layout.encoding,
+                   header=latest, quoted=latest).withColumnRenamed("movieId", "item_raw")
+        genres = F.filter(F.split(F.coalesce(F.col("genres"), F.lit("")), r"\|"),
+                          lambda g: (g != "") & (g != "(no genres listed)"))
+        year = F.lit("")
+    items = raw.select(
+        F.trim("item_raw").alias("item_raw"), F.col("title").alias("title"),
+        F.lit(None).cast("string").alias("description"), genres.alias("categories"), year.alias("year_raw"),
+        "source_file",
+        F.coalesce(F.col(CORRUPT), F.concat_ws(sep, *[F.coalesce(F.col(c), F.lit("")) for c in cols]))
+        .alias("raw_record"),
+        _parse_reason(cols).alias("parse_reason"))
+    tags = None
+    if layout.tags and layout.tags in set(list_names(path)):
+        tag_raw = _csv(spark, join_path(path, layout.tags), ["userId", "movieId", "tag", "timestamp"], ",",
+                       "UTF-8", header=True, quoted=True)
+        tags = tag_raw.where(F.col(CORRUPT).isNull()).select(F.trim("movieId").alias("item_raw"), "tag")
+    return RawCatalog(items, tags)
+
+
+def read_movielens_users(spark: SparkSession, path: str, layout: Layout) -> DataFrame | None:
+    """users.dat / u.user -> user_raw, attributes (zip codes are not kept), raw_parts, source_file,
+    parse_reason; None when the layout has no user table."""
+    if layout.users is None or layout.users not in set(list_names(path)):
+        return None
+    if layout.name == "ml-1m":
+        cols, sep = ["user_raw", "gender", "age", "occupation", "zip"], "::"
+    else:
+        cols, sep = ["user_raw", "age", "gender", "occupation", "zip"], "|"
+    raw = _csv(spark, join_path(path, layout.users), cols, sep, LATIN1, header=False, quoted=False)
+    return _users_frame(raw, cols, sep, ["gender", "age", "occupation"])
+
+
+def _users_frame(raw: DataFrame, cols: list[str], sep: str, attributes: list[str]) -> DataFrame:
+    attrs = F.map_from_arrays(F.array(*[F.lit(a) for a in attributes]),
+                              F.array(*[F.col(a).cast("string") for a in attributes]))
+    parts = F.when(F.col(CORRUPT).isNotNull(), F.split(F.col(CORRUPT), _regex_literal(sep), -1)).otherwise(
+        F.array(*[F.coalesce(F.col(c).cast("string"), F.lit("")) for c in cols]))
+    return raw.select(
+        F.trim(F.when(F.col(CORRUPT).isNotNull(), F.try_element_at(parts, F.lit(1))).otherwise(
+            F.col(cols[0]).cast("string"))).alias("user_raw"),
+        attrs.alias("attributes"), parts.alias("raw_parts"), F.lit(sep).alias("raw_sep"), "source_file",
+        _parse_reason(cols).alias("parse_reason"))
+
+
+# ---------------------------------------------------------------------------------------------- events
+def _matching(path: str, pattern: str) -> list[str]:
+    return [join_path(path, n) for n in list_names(path) if fnmatch.fnmatch(n, pattern)]
+
+
+def _read_any(spark: SparkSession, paths: list[str], fmt: str, columns: list[str] | None) -> DataFrame:
+    if fmt == "csv":
+        header_cols = columns or spark.read.option("header", True).csv(paths).columns
+        return _csv_paths(spark, paths, header_cols)
+    if fmt == "json":
+        if columns is None:
+            frame = spark.read.json(paths)
+            schema = T.StructType([T.StructField(c, T.StringType()) for c in frame.columns if c != CORRUPT])
+        else:
+            schema = T.StructType([T.StructField(c, T.StringType()) for c in columns])
+        schema = schema.add(CORRUPT, T.StringType())
+        return (spark.read.schema(schema).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord",
+                CORRUPT).json(paths).withColumn("source_file", _file_col()))
+    if fmt == "parquet":
+        frame = spark.read.parquet(*paths)
+        return frame.select(*[F.col(c).cast("string").alias(c) for c in frame.columns],
+                            F.lit(None).cast("string").alias(CORRUPT), _file_col().alias("source_file"))
+    raise ValueError(f"etl.events.format must be csv, json or parquet, not {fmt!r}")
+
+
+def _csv_paths(spark: SparkSession, paths: list[str], columns: list[str]) -> DataFrame:
+    schema = T.StructType([T.StructField(c, T.StringType()) for c in [*columns, CORRUPT]])
+    return (spark.read.schema(schema).option("header", True).option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", CORRUPT).csv(paths).withColumn("source_file", _file_col()))
+
+
+def read_events(spark: SparkSession, path: str, cfg: EventsConfig) -> RawInteractions:
+    paths = _matching(path, cfg.interactions)
+    if not paths:
+        raise FileNotFoundError(f"no event files matching {cfg.interactions!r} under {path}")
+    frame = _read_any(spark, paths, cfg.format, None)
+    data_cols = [c for c in frame.columns if c not in (CORRUPT, "source_file")]
+    for needed in (cfg.user_col, cfg.item_col, cfg.timestamp_col, cfg.event_type_col, cfg.value_col):
+        if needed and needed not in data_cols:
+            raise ValueError(f"event column {needed!r} (etl.events.*_col) not in {data_cols}")
+    user_pos = data_cols.index(cfg.user_col)
+    if cfg.format == "csv":
+        parts = F.when(F.col(CORRUPT).isNotNull(), F.split(F.col(CORRUPT), ",", -1)).otherwise(
+            F.array(*[F.coalesce(F.col(c), F.lit("")) for c in data_cols]))
+        user = F.when(F.col(CORRUPT).isNotNull(), F.try_element_at(parts, F.lit(user_pos + 1))).otherwise(
+            F.col(cfg.user_col))
+        render = _delimited_render(",", user_pos)
+    else:
+        # One part: the record as JSON; the user field is rewritten with a regex (also in corrupt lines).
+        others = [c for c in data_cols if c != cfg.user_col]
+        parts = F.array(F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*others))))
+        pattern = rf'"{cfg.user_col}"\s*:\s*("(?:[^"\\]|\\.)*"|[^,}}\s]*)'
+        user = F.when(F.col(CORRUPT).isNotNull(), F.regexp_replace(
+            F.regexp_extract(F.col(CORRUPT), pattern, 1), '^"|"$', "")).otherwise(F.col(cfg.user_col))
+        user_col = cfg.user_col
+
+        def render(pseudonym: Column) -> Column:
+            record = F.col("raw_parts")[0]
+            safe = F.concat(F.lit(f'"{user_col}":"'), F.coalesce(pseudonym, F.lit("")), F.lit('"'))
+            return F.when(record.rlike(pattern), F.regexp_replace(record, F.lit(pattern), safe)).otherwise(
+                F.concat(F.lit("{"), safe, F.lit(',"record":'), F.to_json(F.struct(record.alias("r"))),
+                         F.lit("}")))
+    value = F.col(cfg.value_col) if cfg.value_col else F.lit(None).cast("string")
+    out = frame.select(
+        "source_file", parts.alias("raw_parts"), _parse_reason(data_cols).alias("parse_reason"),
+        F.trim(user).alias("user_raw"), F.trim(F.col(cfg.item_col)).alias("item_raw"),
+        F.trim(F.col(cfg.timestamp_col)).alias("ts_raw"), F.trim(F.col(cfg.event_type_col)).alias("event_raw"),
+        F.trim(value).alias("value_raw"))
+    return RawInteractions(out, cfg.timestamp_format, ".+", None, render)
+
+
+def read_events_catalog(spark: SparkSession, path: str, cfg: EventsConfig) -> RawCatalog | None:
+    paths = _matching(path, cfg.items)
+    if not paths:
+        return None
+    raw = _read_any(spark, paths, cfg.format, None)
+    cols = [c for c in raw.columns if c not in (CORRUPT, "source_file")]
+
+    def opt(name: str) -> Column:
+        return F.col(name) if name and name in cols else F.lit(None).cast("string")
+
+    categories = F.filter(F.split(F.coalesce(opt(cfg.item_categories_col), F.lit("")),
+                                  _regex_literal(cfg.categories_separator)), lambda g: F.trim(g) != "")
+    items = raw.select(
+        F.trim(opt(cfg.item_id_col)).alias("item_raw"), opt(cfg.item_title_col).alias("title"),
+        opt(cfg.item_description_col).alias("description"), F.transform(categories, F.trim).alias("categories"),
+        F.coalesce(opt(cfg.item_year_col), F.lit("")).alias("year_raw"), "source_file",
+        F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*cols))).alias("raw_record"),
+        _parse_reason(cols).alias("parse_reason"))
+    return RawCatalog(items, None)
+
+
+def read_events_users(spark: SparkSession, path: str, cfg: EventsConfig) -> DataFrame | None:
+    paths = _matching(path, cfg.users)
+    if not paths:
+        return None
+    raw = _read_any(spark, paths, cfg.format, None)
+    cols = [c for c in raw.columns if c not in (CORRUPT, "source_file")]
+    if cfg.user_id_col not in cols:
+        raise ValueError(f"user table column {cfg.user_id_col!r} (etl.events.user_id_col) not in {cols}")
+    ordered = [cfg.user_id_col, *[c for c in cols if c != cfg.user_id_col]]
+    return _users_frame(raw.withColumnRenamed(cfg.user_id_col, "user_raw"),
+                        ["user_raw", *ordered[1:]], ",", ordered[1:])

@@ -1,0 +1,216 @@
+"""``recsys etl``: raw interactions + item catalog -> clean, pseudonymized, indexed Delta tables.
+
+Reads the inputs and the existing tables, calls the transforms of :mod:`recsys.etl`, writes the tables and one
+``etl_runs`` row. The counts of that row come from one aggregation over the cached classified frame and from
+the tables as written; the job checks ``input rows = accepted + quarantined + duplicates removed`` and
+records the result (``invariant_ok``). No data is collected to the driver.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from recsys import schemas as S
+from recsys.data import SAMPLE_DIR
+from recsys.etl import pipeline as P
+from recsys.etl import reasons as R
+from recsys.etl import sources
+from recsys.etl.dedup import DUPLICATE
+from recsys.etl.indexing import extend_index
+from recsys.etl.pseudonymize import load_key
+from recsys.etl.settings import EtlConfig
+from recsys.jobs.common import parse_job_args
+from recsys.lakehouse import TableStore
+
+log = logging.getLogger("recsys.etl")
+Schema = S.Tables
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    source: str
+    input_path: str
+    run_date: dt.date
+    mode: str
+    run_id: str
+
+
+def make_run_id(source: str, mode: str, run_date: dt.date, input_path: str) -> str:
+    """Deterministic: the same source, mode, date and input give the same run id (reruns replace it)."""
+    digest = hashlib.sha1(input_path.encode("utf-8")).hexdigest()[:10]
+    return f"{source}-{mode}-{run_date.isoformat()}-{digest}"
+
+
+def _normalize_path(path: str) -> str:
+    return path.rstrip("/") if "://" in path else os.path.abspath(path)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recsys etl", description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--source", choices=["movielens", "events"], default=None,
+                        help="input kind (default: etl.source)")
+    parser.add_argument("--input", default=None,
+                        help="input folder (default: the bundled MovieLens ml-latest-small)")
+    parser.add_argument("--run-date", default=None, help="YYYY-MM-DD (default: today, UTC)")
+    parser.add_argument("--mode", choices=["full", "incremental"], default=None, help="default: etl.mode")
+    return parser
+
+
+def _read_if_exists(store: TableStore, name: str) -> DataFrame | None:
+    return store.read(name) if store.exists(name) else None
+
+
+def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
+    """The whole ETL for one run; returns the ``etl_runs`` row as a dict."""
+    spark = store.spark
+    started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    t0 = time.monotonic()
+    key = load_key(cfg)
+    if spec.source == "movielens":
+        layout = sources.detect_layout(spec.input_path)
+        raw = sources.read_movielens_interactions(spark, spec.input_path, layout)
+        names = set(sources.list_names(spec.input_path))
+        catalog = sources.read_movielens_catalog(spark, spec.input_path, layout) if layout.movies in names else None
+        users_raw = sources.read_movielens_users(spark, spec.input_path, layout)
+        log.info("MovieLens layout %s at %s", layout.name, spec.input_path)
+    else:
+        raw = sources.read_events(spark, spec.input_path, cfg.events)
+        catalog = sources.read_events_catalog(spark, spec.input_path, cfg.events)
+        users_raw = sources.read_events_users(spark, spec.input_path, cfg.events)
+    id_pattern = raw.id_pattern
+    existing_items = _read_if_exists(store, Schema.ITEMS)
+
+    good_catalog: DataFrame | None = None
+    catalog_rejects: DataFrame | None = None
+    if catalog is not None:
+        checked = P.checked_catalog(catalog, id_pattern, cfg).persist(StorageLevel.MEMORY_AND_DISK)
+        good_catalog = checked.where(F.col("reason").isNull())
+        catalog_rejects = P.quarantine_rows(checked.where(F.col("reason").isNotNull()), R.ENTITY_ITEMS,
+                                            F.col("raw_record"), spec.run_id, spec.run_date)
+    catalog_ids = good_catalog.select("item_raw") if good_catalog is not None else None
+    if existing_items is not None and spec.mode == "incremental":
+        old_ids = existing_items.select(F.col(S.Col.ITEM_ID).alias("item_raw"))
+        catalog_ids = old_ids if catalog_ids is None else catalog_ids.unionByName(old_ids)
+
+    classified = P.classify_interactions(raw, catalog_ids, cfg, spec.run_date)
+    classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
+    by_reason = {row["reason"]: int(row["count"]) for row in classified.groupBy("reason").count().collect()}
+    input_rows = raw.frame.count()  # an independent pass over the input, for the reconciliation
+
+    # Dimensions: pseudonyms and indexes.
+    pseudonyms = P.user_pseudonyms(classified, key).persist(StorageLevel.MEMORY_AND_DISK)
+    user_index = extend_index(pseudonyms, _read_if_exists(store, Schema.USER_INDEX), S.Col.USER_ID,
+                              S.Col.USER_IDX, spec.run_id, cfg.index_buckets)
+    store.write(P.conform(user_index, S.USER_INDEX), Schema.USER_INDEX, mode="overwrite")
+    item_ids = P.accepted(classified).select(F.col("item_raw").alias(S.Col.ITEM_ID))
+    if good_catalog is not None:
+        item_ids = item_ids.unionByName(good_catalog.select(F.col("item_raw").alias(S.Col.ITEM_ID)))
+    item_index = extend_index(item_ids, _read_if_exists(store, Schema.ITEM_INDEX), S.Col.ITEM_ID,
+                              S.Col.ITEM_IDX, spec.run_id, cfg.index_buckets)
+    store.write(P.conform(item_index, S.ITEM_INDEX), Schema.ITEM_INDEX, mode="overwrite")
+    items = P.build_items(good_catalog, store.read(Schema.ITEM_INDEX), existing_items, cfg.text_template)
+    store.write(items, Schema.ITEMS, mode="overwrite")
+
+    # Facts.
+    interactions = P.build_interactions(classified, pseudonyms, store.read(Schema.USER_INDEX),
+                                        store.read(Schema.ITEM_INDEX), spec.run_id, spec.source, cfg.time_grain)
+    parts = list(S.PARTITION_COLUMNS[Schema.INTERACTIONS])
+    if spec.mode == "incremental" and store.exists(Schema.INTERACTIONS):
+        keys = [S.Col.USER_ID, S.Col.ITEM_ID, S.Col.TS]
+        table = store.read(Schema.INTERACTIONS)
+        earlier = table.where(F.col(S.Col.RUN_ID) != spec.run_id).select(*keys)
+        mine = table.where(F.col(S.Col.RUN_ID) == spec.run_id).select(*keys)
+        fresh = interactions.join(earlier, keys, "left_anti").join(mine, keys, "left_anti")
+        store.write(fresh, Schema.INTERACTIONS, mode="append", partition_by=parts)
+    else:
+        store.write(interactions, Schema.INTERACTIONS, mode="overwrite", partition_by=parts)
+
+    # Quarantine (this run's rows replace themselves; other runs of the same date are kept).
+    rejected = P.interaction_quarantine(classified, raw, key, spec.run_id, spec.run_date)
+    attributes: DataFrame | None = None
+    if users_raw is not None:
+        attributes, user_rejects = P.user_table_rows(users_raw, key, cfg, spec.run_id, spec.run_date,
+                                                     id_pattern)
+        rejected = rejected.unionByName(user_rejects)
+    if catalog_rejects is not None:
+        rejected = rejected.unionByName(catalog_rejects)
+    if store.exists(Schema.QUARANTINE):
+        others = store.read(Schema.QUARANTINE).where(
+            (F.col(S.Col.RUN_DATE) == F.lit(spec.run_date)) & (F.col(S.Col.RUN_ID) != spec.run_id))
+        rejected = others.unionByName(rejected)
+    store.write(rejected, Schema.QUARANTINE, mode="replace_partitions", partition_by=[S.Col.RUN_DATE],
+                replace_partitions={S.Col.RUN_DATE: spec.run_date})
+
+    # Users (recomputed from all interactions; attributes from this batch, else kept from before).
+    old_users = _read_if_exists(store, Schema.USERS)
+    if old_users is not None:
+        kept = old_users.where(F.col("attributes").isNotNull()).select(S.Col.USER_ID, "attributes")
+        attributes = kept if attributes is None else attributes.unionByName(
+            kept.join(attributes.select(S.Col.USER_ID), S.Col.USER_ID, "left_anti"))
+    users = P.build_users(store.read(Schema.INTERACTIONS), attributes)
+    store.write(users, Schema.USERS, mode="overwrite")
+
+    # Reconciliation.
+    written = store.read(Schema.INTERACTIONS).where(F.col(S.Col.RUN_ID) == spec.run_id).count()
+    q_written = store.read(Schema.QUARANTINE).where(
+        (F.col(S.Col.RUN_ID) == spec.run_id) & (F.col("entity") == R.ENTITY_INTERACTIONS)).count()
+    accepted_rows = by_reason.get(None, 0)
+    within_dups = by_reason.get(DUPLICATE, 0)
+    q_counts = {k: v for k, v in by_reason.items() if k not in (None, DUPLICATE)}
+    quarantined_rows = sum(q_counts.values())
+    duplicates = within_dups + (accepted_rows - written)  # + rows already loaded by earlier batches
+    invariant_ok = (input_rows == written + quarantined_rows + duplicates
+                    and input_rows == sum(by_reason.values()) and q_written == quarantined_rows
+                    and (spec.mode == "incremental" or written == accepted_rows))
+    row = {
+        S.Col.RUN_ID: spec.run_id, S.Col.RUN_DATE: spec.run_date, "mode": spec.mode, S.Col.SOURCE: spec.source,
+        "input_paths": [spec.input_path], "input_rows": input_rows, "accepted": written,
+        "quarantined": quarantined_rows, "duplicates_removed": duplicates,
+        "quarantine_by_reason": dict(sorted(q_counts.items())),
+        "users": store.read(Schema.USER_INDEX).count(), "items": store.read(Schema.ITEM_INDEX).count(),
+        "invariant_ok": invariant_ok, "started_at": started, "duration_s": 0.0,
+    }
+    classified.unpersist()
+    pseudonyms.unpersist()
+    row["duration_s"] = round(time.monotonic() - t0, 3)
+    new_row = spark.createDataFrame([tuple(row[f.name] for f in S.ETL_RUNS.fields)], S.ETL_RUNS)
+    runs = new_row
+    if store.exists(Schema.ETL_RUNS):
+        runs = store.read(Schema.ETL_RUNS).where(F.col(S.Col.RUN_ID) != spec.run_id).unionByName(new_row)
+    store.write(runs.coalesce(1), Schema.ETL_RUNS, mode="overwrite")
+    if not invariant_ok:
+        log.error("reconciliation failed: input %d != accepted %d + quarantined %d + duplicates %d",
+                  input_rows, written, quarantined_rows, duplicates)
+    return row
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ctx = parse_job_args(build_parser(), argv)
+    cfg = ctx.config.etl
+    args = ctx.args
+    source = args.source or cfg.source
+    if args.input is None and source != "movielens":
+        sys.stderr.write("recsys etl: --input is required for --source events\n")
+        return 2
+    input_path = _normalize_path(args.input or str(SAMPLE_DIR))
+    run_date = dt.date.fromisoformat(args.run_date) if args.run_date else dt.datetime.now(dt.timezone.utc).date()
+    mode = args.mode or cfg.mode
+    spec = RunSpec(source, input_path, run_date, mode, make_run_id(source, mode, run_date, input_path))
+    row = run_etl(ctx.store, cfg, spec)
+    summary = {k: (v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v) for k, v in row.items()}
+    sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
+    return 0 if row["invariant_ok"] else 1
