@@ -1,0 +1,1 @@
+"""Item and user embeddings with a trained model, computed in Spark (``recsys embed``)."""

@@ -1,0 +1,177 @@
+"""The Ray driver: pins table versions, starts (or joins) Ray, runs ``TorchTrainer``, publishes the model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from pyarrow import fs as pafs
+
+from recsys.lakehouse import Snapshot, TableStore
+from recsys.schemas import Tables
+from recsys.training import checkpointing as ck
+from recsys.training.encoder import load_tokenizer
+from recsys.training.loop import train_loop_per_worker
+from recsys.training.petastorm_data import check_shardable
+from recsys.training.settings import TrainConfig
+
+log = logging.getLogger(__name__)
+
+INPUT_TABLES = (Tables.TRAIN_EXAMPLES, Tables.ITEM_TOKENS, Tables.VALIDATION_TRUTH)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model_version: str
+    artifact_path: str
+    metrics: dict[str, Any]
+    data_versions: dict[str, int]
+
+
+def new_model_version(seed: str = "") -> str:
+    now = datetime.now(timezone.utc)
+    digest = hashlib.sha1(f"{now.isoformat()}{seed}{os.getpid()}".encode()).hexdigest()[:8]
+    return f"m-{now.strftime('%Y%m%dT%H%M%SZ')}-{digest}"
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=os.path.dirname(os.path.abspath(__file__)), check=False)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def describe_base_model(tc: TrainConfig) -> str:
+    """What the encoder started from, for the artifact and the models table."""
+    name = tc.encoder.name_or_path
+    if tc.encoder.random_init is not None:
+        r = tc.encoder.random_init
+        return f"random-init bert h{r.hidden_size} l{r.layers} (tokenizer {name})"
+    return name
+
+
+def ensure_ray(tc: TrainConfig) -> None:
+    """Join ``$RAY_ADDRESS`` when set, else start a local Ray (no dashboard, no usage stats)."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
+    else:
+        ray.init(num_cpus=tc.local_num_cpus, include_dashboard=False, log_to_driver=True)
+
+
+def pin_inputs(store: TableStore, versions: dict[str, int | None] | None = None) -> dict[str, Snapshot]:
+    versions = versions or {}
+    snaps = {}
+    for name in INPUT_TABLES:
+        if name == Tables.VALIDATION_TRUTH and not store.exists(name):
+            continue
+        store.require(name)
+        snaps[name] = store.snapshot(name, versions.get(name))
+    return snaps
+
+
+def loop_config(tc: TrainConfig, snaps: dict[str, Snapshot], run_dir: str) -> dict[str, Any]:
+    """The ``config`` dict handed to :func:`train_loop_per_worker` (also used by the benchmark)."""
+    if tc.strategy == "fsdp" and not tc.use_gpu:
+        raise ValueError("train.strategy=fsdp needs train.use_gpu=true (Ray Train's FSDP is GPU-only); "
+                         "use strategy ddp on CPU")
+    examples = snaps[Tables.TRAIN_EXAMPLES]
+    if not examples.files:
+        raise ValueError("train_examples is empty: run `recsys prepare` first")
+    sizes = check_shardable(examples.files, tc.num_workers)
+    tokenizer = load_tokenizer(tc.encoder.name_or_path)
+    return {
+        "train": tc,
+        "train_files": list(examples.files),
+        "num_rows": examples.num_records if examples.num_records is not None else sum(sizes),
+        "item_tokens": snaps[Tables.ITEM_TOKENS],
+        "validation": snaps.get(Tables.VALIDATION_TRUTH),
+        "vocab_size": len(tokenizer),
+        "base_model": describe_base_model(tc),
+        "run_dir": run_dir,
+    }
+
+
+def run_trainer(tc: TrainConfig, loop_cfg: dict[str, Any], storage_path: str, name: str) -> Any:
+    """Run ``TorchTrainer`` and return Ray's result (its ``checkpoint`` holds the final model files)."""
+    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    resources = {"CPU": tc.cpus_per_worker, **({"GPU": 1} if tc.use_gpu else {})}
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=loop_cfg,
+        scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=tc.use_gpu,
+                                     resources_per_worker=resources),
+        run_config=RunConfig(
+            name=name, storage_path=storage_path,
+            failure_config=FailureConfig(max_failures=tc.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=max(2, tc.checkpoints_to_keep)),
+        ),
+    )
+    return trainer.fit()
+
+
+def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
+    if "://" in uri:
+        return pafs.FileSystem.from_uri(uri)
+    return pafs.LocalFileSystem(), os.path.abspath(uri)
+
+
+def publish_artifact(checkpoint_dir: str, tc: TrainConfig, dest: str, data_versions: dict[str, int],
+                     commit: str) -> dict[str, Any]:
+    """Copy the final checkpoint's model files plus tokenizer and provenance to ``dest``."""
+    with tempfile.TemporaryDirectory() as staging:
+        for name in (ck.CONFIG, ck.ENCODER_CONFIG, ck.WEIGHTS, ck.METRICS):
+            with open(os.path.join(checkpoint_dir, name), "rb") as src, \
+                    open(os.path.join(staging, name), "wb") as out:
+                out.write(src.read())
+        load_tokenizer(tc.encoder.name_or_path).save_pretrained(staging)
+        with open(os.path.join(staging, "data_versions.json"), "w", encoding="utf-8") as fh:
+            json.dump(data_versions, fh, indent=2)
+        with open(os.path.join(staging, "git_commit.txt"), "w", encoding="utf-8") as fh:
+            fh.write(commit + "\n")
+        filesystem, base = _filesystem(dest)
+        filesystem.create_dir(base, recursive=True)
+        for name in sorted(os.listdir(staging)):
+            pafs.copy_files(os.path.join(staging, name), f"{base}/{name}",
+                            source_filesystem=pafs.LocalFileSystem(), destination_filesystem=filesystem)
+        with open(os.path.join(checkpoint_dir, ck.METRICS), encoding="utf-8") as fh:
+            return dict(json.load(fh))
+
+
+def train(store: TableStore, tc: TrainConfig, versions: dict[str, int | None] | None = None,
+          model_version: str | None = None) -> TrainResult:
+    """Train on pinned snapshots of the input tables and publish ``<lakehouse>/models/<version>/``."""
+    snaps = pin_inputs(store, versions)
+    data_versions = {name: snap.version for name, snap in snaps.items()}
+    model_version = model_version or new_model_version(json.dumps(data_versions))
+    storage_path = tc.storage_path or f"{store.root}/ray_results"
+    run_dir = os.path.join(store.root, "ray_results", model_version) if "://" not in store.root \
+        else tempfile.mkdtemp(prefix="recsys-train-")
+    cfg = loop_config(tc, snaps, run_dir)
+    ensure_ray(tc)
+    log.info("training %s on %s (%d rows, %d workers)", model_version, data_versions, cfg["num_rows"],
+             tc.num_workers)
+    result = run_trainer(tc, cfg, storage_path, model_version)
+    if result.error is not None:
+        raise RuntimeError(f"training failed: {result.error}") from result.error
+    if result.checkpoint is None:
+        raise RuntimeError("training finished without a checkpoint")
+    artifact = f"{store.root}/models/{model_version}"
+    with result.checkpoint.as_directory() as directory:
+        metrics = publish_artifact(directory, tc, artifact, data_versions, git_commit())
+    return TrainResult(model_version, artifact, metrics, data_versions)
