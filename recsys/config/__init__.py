@@ -9,9 +9,9 @@ from pathlib import Path
 
 from recsys.config.loader import ConfigError, build_config, default_conf_dir, load_tree, to_dict
 from recsys.config.sections import SparkConfig, StorageConfig
+from recsys.embedding.settings import EmbedConfig
 from recsys.etl.settings import EtlConfig
 from recsys.evaluation.settings import EvaluateConfig
-from recsys.embedding.settings import EmbedConfig
 from recsys.prepare.settings import PrepareConfig
 from recsys.scoring.settings import ScoreConfig
 from recsys.training.settings import TrainConfig
