@@ -1,0 +1,1 @@
+"""Scoring: exact top-K recommendations for every user with explanations (``recsys score``)."""

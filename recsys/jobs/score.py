@@ -1,0 +1,95 @@
+"""``recsys score``: exact top-K recommendations with explanations for every user -> ``recommendations``.
+
+Reads ``item_embeddings``, ``user_embeddings`` (one model version), ``user_histories`` (seen items and
+history for exclusion and explanations) and optionally the ``score.exclude_items_table``; replaces the
+``run_date`` partition of ``recommendations``, so re-running a date is idempotent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import time
+from collections.abc import Sequence
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from recsys.jobs.common import parse_job_args
+from recsys.lakehouse import TableNotFoundError, TableStore
+from recsys.schemas import Col, Tables
+from recsys.scoring.blocks import KernelSpec
+from recsys.scoring.recommend import plan_scoring, recommendations_table, scoring_users, top_k
+
+log = logging.getLogger(__name__)
+
+
+def today_utc() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+def add_run_date(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-date", type=dt.date.fromisoformat, default=None,
+                        help="partition of the recommendations to (re)write, YYYY-MM-DD (default: today, UTC)")
+
+
+def resolve_model_version(store: TableStore, requested: str | None) -> str:
+    """``requested``, else the newest model (by ``models.created_at``) that has item embeddings."""
+    store.require(Tables.ITEM_EMBEDDINGS)
+    available = {
+        r[0] for r in store.read(Tables.ITEM_EMBEDDINGS).select(Col.MODEL_VERSION).distinct().collect()
+    }
+    if requested is not None:
+        if requested not in available:
+            raise TableNotFoundError(
+                f"model version {requested!r} has no item embeddings (available: {sorted(available)}); "
+                "run `recsys embed` for it first"
+            )
+        return requested
+    if not available:
+        raise TableNotFoundError("item_embeddings is empty: run `recsys embed` first")
+    if len(available) > 1 and store.exists(Tables.MODELS):
+        models = store.read(Tables.MODELS).where(F.col(Col.MODEL_VERSION).isin(sorted(available)))
+        newest = models.orderBy(F.col("created_at").desc_nulls_last(), F.col(Col.MODEL_VERSION).desc()).first()
+        if newest is not None:
+            return str(newest[Col.MODEL_VERSION])
+    return max(available)
+
+
+def model_frames(store: TableStore, version: str) -> tuple[DataFrame, DataFrame]:
+    """(item_embeddings, user_embeddings) of one model version."""
+    store.require(Tables.USER_EMBEDDINGS)
+    pick = F.col(Col.MODEL_VERSION) == F.lit(version)
+    return store.read(Tables.ITEM_EMBEDDINGS).where(pick), store.read(Tables.USER_EMBEDDINGS).where(pick)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="recsys score", description=__doc__)
+    add_run_date(parser)
+    ctx = parse_job_args(parser, argv)
+    cfg = ctx.config.score
+    store = ctx.store
+    run_date: dt.date = ctx.args.run_date or today_utc()
+    started = time.perf_counter()
+    version = resolve_model_version(store, cfg.model_version)
+    items, users = model_frames(store, version)
+    histories = store.read(Tables.USER_HISTORIES) if store.exists(Tables.USER_HISTORIES) else None
+    exclude = None
+    if cfg.exclude_items_table:
+        store.require(cfg.exclude_items_table)
+        exclude = store.read(cfg.exclude_items_table)
+    sizes = items.agg(F.count(F.lit(1)), F.max(Col.ITEM_IDX), F.max(F.size(Col.EMBEDDING))).first()
+    num_items, max_idx, dim = (int(sizes[0] or 0), int(sizes[1] or 0), int(sizes[2] or 0)) if sizes else (0, 0, 0)
+    num_users = users.count()
+    plan = plan_scoring(num_users, num_items, max_idx, dim, cfg, ctx.spark.sparkContext.defaultParallelism)
+    log.info("scoring %d users x %d items (dim %d, model %s): %s", num_users, num_items, dim, version, plan)
+    spec = KernelSpec(k=cfg.top_k, user_batch_size=cfg.user_batch_size, chunk_size=cfg.item_chunk_size,
+                      explanation=cfg.explanation, blas_threads=cfg.blas_threads)
+    top = top_k(scoring_users(users, histories), items, plan, spec, cfg.exclude_seen, exclude)
+    recs = recommendations_table(top, items, version, run_date)
+    table_version = store.write(recs, Tables.RECOMMENDATIONS, mode="replace_partitions",
+                                partition_by=[Col.RUN_DATE], replace_partitions={Col.RUN_DATE: run_date})
+    log.info("recommendations v%d: run_date %s, model %s, %.1fs", table_version, run_date, version,
+             time.perf_counter() - started)
+    return 0

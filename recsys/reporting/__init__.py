@@ -1,0 +1,1 @@
+"""Evaluation reports: metric tables (text, Markdown), inline-SVG charts, the HTML report."""
