@@ -29,13 +29,14 @@ def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def configure_logging(level: str) -> None:
+    """``level`` for recsys' own loggers; third-party libraries (and py4j's root-logger chatter about
+    reconnecting an idle gateway socket) only from WARNING up."""
     logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
+        level=logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("py4j", "urllib3", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("recsys").setLevel(getattr(logging, level.upper(), logging.INFO))
 
 
 @dataclass
