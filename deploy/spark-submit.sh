@@ -13,7 +13,10 @@
 #   PYSPARK_ENV_ARCHIVE a packed venv (venv-pack) with recsys installed, for YARN/standalone executors
 #   DELTA_PACKAGE       Maven coordinate of delta-spark (default io.delta:delta-spark_2.13:4.0.0)
 #   EXECUTORS, EXECUTOR_CORES, EXECUTOR_MEMORY, DRIVER_MEMORY, SHUFFLE_PARTITIONS: sizing
-#   RECSYS_PSEUDONYM_KEY (or a secret file named in conf/cluster/etl.yaml): pseudonymisation key
+#   RECSYS_PSEUDONYM_KEY (or a secret file named in conf/cluster/etl.yaml): pseudonymisation key; on YARN it
+#                       is passed as driver/executor environment (spark.redaction.regex hides it), on
+#                       Kubernetes it comes from the secret recsys-pseudonym (key: key)
+#   SPARK_EXTRA_ARGS    more spark-submit arguments, whitespace-separated (e.g. "--conf a=b --conf c=d")
 set -euo pipefail
 
 job="${1:?usage: deploy/spark-submit.sh <job> [args...]}"; shift
@@ -41,6 +44,10 @@ args=(
   --conf spark.executor.memoryOverhead=4g
   --conf "spark.driver.memory=${DRIVER_MEMORY:-8g}"
   --conf spark.driver.maxResultSize=1g
+  --conf spark.python.worker.reuse=true
+  --conf "spark.redaction.regex=(?i)secret|password|token|access[.]key|pseudonym"
+  --conf spark.executorEnv.HF_HUB_OFFLINE=1
+  --conf spark.executorEnv.TRANSFORMERS_OFFLINE=1
 )
 if [[ "$master" == k8s://* ]]; then
   args+=(
@@ -57,8 +64,15 @@ else
            --conf spark.pyspark.python=./environment/bin/python)
   fi
   args+=(--conf spark.yarn.appMasterEnv.RECSYS_ENV=cluster --conf spark.executorEnv.RECSYS_ENV=cluster
+         --conf spark.yarn.appMasterEnv.HF_HUB_OFFLINE=1
          --files "$(ls "$repo"/conf/*/*.yaml | paste -sd, -)")
+  if [ -n "${RECSYS_PSEUDONYM_KEY:-}" ]; then
+    args+=(--conf "spark.yarn.appMasterEnv.RECSYS_PSEUDONYM_KEY=$RECSYS_PSEUDONYM_KEY"
+           --conf "spark.executorEnv.RECSYS_PSEUDONYM_KEY=$RECSYS_PSEUDONYM_KEY")
+  fi
   entry="$repo/jobs/$job.py"
 fi
 
+# shellcheck disable=SC2206
+[ -n "${SPARK_EXTRA_ARGS:-}" ] && args+=(${SPARK_EXTRA_ARGS})
 exec spark-submit "${args[@]}" "$entry" --env cluster --lakehouse "$RECSYS_LAKEHOUSE" "$@"

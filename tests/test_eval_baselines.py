@@ -100,3 +100,20 @@ def test_item_knn_matches_numpy(spark: SparkSession) -> None:
         assert not set(got) & seen
         # equal up to float ties between sums taken in a different order
         assert [scores[j] for j in got] == pytest.approx([scores[j] for j in expected])
+
+
+def test_popularity_percentile_equals_percent_rank(spark: SparkSession) -> None:
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from recsys.evaluation.data import POP_PCT
+
+    catalog = spark.range(50).select(F.col("id").cast("int").alias("item_idx"))
+    fit = spark.range(400).select((F.col("id") % 37).cast("int").alias("item_idx"),
+                                  (F.col("id") % 13).cast("int").alias("user_idx"))
+    got = {r.item_idx: r[POP_PCT] for r in item_stats(catalog, fit, None).collect()}
+    counts = fit.groupBy("item_idx").agg(F.countDistinct("user_idx").alias("n"))
+    ref = catalog.join(counts, "item_idx", "left").fillna(0)
+    expected = {r.item_idx: r.p for r in ref.select("item_idx", F.percent_rank().over(Window.orderBy("n")).alias("p"))
+                .collect()}
+    assert got == pytest.approx(expected)

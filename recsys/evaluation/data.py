@@ -86,8 +86,16 @@ def item_stats(catalog: DataFrame, fit: DataFrame, item_tokens: DataFrame | None
         )
     else:
         items = items.withColumn(IS_COLD, F.col(TRAIN_COUNT) == 0)
-    order = Window.orderBy(F.col(TRAIN_COUNT))
-    return items.select(
-        Col.ITEM_IDX, TRAIN_COUNT, IS_COLD,
-        F.percent_rank().over(order).alias(POP_PCT), F.log1p(F.col(TRAIN_COUNT)).alias(LOG_POP),
+    # percent_rank over the catalog without a single-partition window over all items: the rank of a count
+    # is the number of items with a smaller count, so window only over the distinct counts (a few thousand
+    # rows at most, whatever the catalog size) and broadcast that back.
+    per_count = items.groupBy(TRAIN_COUNT).agg(F.count(F.lit(1)).alias("_items"))
+    below = F.sum("_items").over(Window.orderBy(TRAIN_COUNT).rowsBetween(Window.unboundedPreceding, -1))
+    total = F.sum("_items").over(Window.partitionBy(F.lit(1)))
+    ranks = per_count.select(
+        TRAIN_COUNT,
+        F.when(total > 1, F.coalesce(below, F.lit(0)) / (total - 1)).otherwise(F.lit(0.0)).alias(POP_PCT),
+    )
+    return items.join(F.broadcast(ranks), TRAIN_COUNT).select(
+        Col.ITEM_IDX, TRAIN_COUNT, IS_COLD, POP_PCT, F.log1p(F.col(TRAIN_COUNT)).alias(LOG_POP),
     )
