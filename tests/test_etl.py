@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
 from etl_helpers import KEY, run, write
 from pyspark.sql import SparkSession
 
+from recsys.etl import pipeline as P
 from recsys.etl import reasons as R
 from recsys.etl.pseudonymize import pseudonym
 
@@ -86,6 +88,18 @@ def test_every_quarantine_reason_and_reconciliation(spark: SparkSession, tmp_pat
     assert items["3"].text == "Untitled."
     idx = sorted(r.item_idx for r in items.values())
     assert idx == list(range(len(idx)))
+    # one file per event_period (rows of a period are gathered before the partitioned write)
+    periods = [p["event_period"] for p in store.snapshot("interactions").partition_values]
+    assert len(periods) == len(set(periods))
+
+
+def test_write_layout_sizing() -> None:
+    assert P.period_count(dt.datetime(2000, 11, 30), dt.datetime(2001, 2, 1), "month") == 4
+    assert P.period_count(dt.datetime(2000, 11, 30), dt.datetime(2001, 2, 1), "year") == 2
+    assert P.period_count(dt.datetime(2000, 11, 30, 23), dt.datetime(2000, 12, 1, 1), "day") == 2
+    assert P.salt_buckets(10, 5, 1000) == 1 and P.salt_buckets(0, 1, 1000) == 1
+    assert P.salt_buckets(10_000, 2, 1000) == 5 and P.salt_buckets(10**9, 1, 1, limit=64) == 64
+    assert P.task_count(0, 8, 2) == 2 and P.task_count(100 * 2**20, 8, 2) == 13
 
 
 ML1M_MOVIES = "1::Toy Story (1995)::Animation|Children's|Comedy\n2::Amélie (2001)::Comedy|Romance\n"

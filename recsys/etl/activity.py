@@ -1,8 +1,9 @@
 """Rules that need aggregates over many rows: bots, items missing from the catalog, k-core.
 
 Each function only changes ``reason`` of rows that still pass (reason null); no actions, and no
-self-joins: per-user aggregates are window functions over the frame partitioned by user (one shuffle,
-shared with de-duplication); the catalog is a small dimension that is broadcast.
+self-joins: per-user aggregates are window functions over the frame partitioned by user (one shuffle and
+one sort, shared with de-duplication: see :mod:`recsys.etl.dedup`); the catalog is a small dimension that is
+broadcast.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from recsys.etl import reasons as R
+from recsys.etl.dedup import USER_DAY
 
 
 def _set_reason(condition: Column, code: str) -> Column:
@@ -23,7 +25,7 @@ def _passing() -> Column:
 
 def mark_bots(frame: DataFrame, max_events_per_day: int) -> DataFrame:
     """All rows of users with more than ``max_events_per_day`` passing events on one day -> bot_user."""
-    per_day = F.count(_passing()).over(Window.partitionBy("user_raw", "event_date"))
+    per_day = F.count(_passing()).over(Window.partitionBy(*USER_DAY))  # sorted by the dedup window already
     busiest = F.max("_per_day").over(Window.partitionBy("user_raw"))
     marked = frame.withColumn("_per_day", per_day).withColumn("_busiest", busiest)
     return marked.withColumn("reason", _set_reason(F.col("_busiest") > F.lit(max_events_per_day),

@@ -31,19 +31,24 @@ def conform(frame: DataFrame, schema: T.StructType) -> DataFrame:
 
 
 def classify_interactions(raw: RawInteractions, catalog_ids: DataFrame | None, cfg: EtlConfig,
-                          run_date: dt.date) -> DataFrame:
+                          run_date: dt.date, partitions: int | None = None) -> DataFrame:
     """Every raw row once, with ``reason``: null (accepted), DUPLICATE, or a quarantine reason code.
 
-    ``raw_parts`` is kept only where it is needed later (quarantined rows).
+    ``partitions``: how many partitions the rows are hashed into by user (see :func:`task_count`); default
+    ``spark.sql.shuffle.partitions``.
+
+    ``raw_parts`` and ``source_file`` are kept only where they are needed later (quarantined rows), which keeps
+    the cached frame small.
     """
     frame = validate(raw, cfg, run_date)
     frame = mark_missing_items(frame, catalog_ids, cfg.missing_item_policy)  # broadcast join, no shuffle
-    frame = mark_duplicates(by_user(frame))
+    frame = mark_duplicates(by_user(frame, partitions))
     frame = mark_bots(frame, cfg.bot_max_events_per_day)
     frame = mark_k_core(frame, cfg.kcore.min_user_interactions, cfg.kcore.min_item_interactions,
                         cfg.kcore.max_iterations)
     keep_raw = F.col("reason").isNotNull() & (F.col("reason") != DUPLICATE)
-    return frame.withColumn("raw_parts", F.when(keep_raw, F.col("raw_parts")))
+    return frame.withColumn("raw_parts", F.when(keep_raw, F.col("raw_parts"))).withColumn(
+        "source_file", F.when(keep_raw, F.col("source_file")))
 
 
 def accepted(classified: DataFrame) -> DataFrame:
@@ -62,17 +67,66 @@ def event_period(ts: Column, grain: str) -> Column:
     return F.date_format(ts, GRAIN_FORMATS[grain])
 
 
-def build_interactions(classified: DataFrame, pseudonyms: DataFrame, user_index: DataFrame,
-                       item_index: DataFrame, run_id: str, source: str, grain: str) -> DataFrame:
-    """Accepted rows joined to pseudonyms and both indexes, in the ``interactions`` schema."""
-    rows = accepted(classified).join(pseudonyms, "user_raw")
-    rows = rows.join(user_index.select(S.Col.USER_ID, S.Col.USER_IDX), S.Col.USER_ID)
-    rows = rows.join(item_index.select(F.col(S.Col.ITEM_ID).alias("item_raw"), S.Col.ITEM_IDX), "item_raw")
+def reason_counts(classified: DataFrame) -> DataFrame:
+    """One row per ``reason`` (null = accepted): rows and their first/last ``ts`` (for the write layout).
+
+    The only pass over the classified frame the job needs for its counts: input rows are the sum.
+    """
+    return classified.groupBy("reason").agg(F.count(F.lit(1)).alias("rows"), F.min(S.Col.TS).alias("first_ts"),
+                                            F.max(S.Col.TS).alias("last_ts"))
+
+
+def user_map(pseudonyms: DataFrame, user_index: DataFrame) -> DataFrame:
+    """user_raw -> user_id, user_idx (one row per accepted user; joined on user_raw, like the facts)."""
+    return pseudonyms.join(user_index.select(S.Col.USER_ID, S.Col.USER_IDX), S.Col.USER_ID)
+
+
+def build_interactions(classified: DataFrame, users: DataFrame, item_index: DataFrame, run_id: str,
+                       source: str, grain: str) -> DataFrame:
+    """Accepted rows joined to the user map (see :func:`user_map`) and the item index, in the ``interactions``
+    schema.
+
+    The user join is on ``user_raw``, the key the classified frame is already partitioned by, so only the user
+    map is shuffled; the item index is a small dimension and is broadcast.
+    """
+    # A merge join: the facts are never broadcast (a broadcast is collected through the driver).
+    rows = accepted(classified).hint("merge").join(users, "user_raw")
+    items = item_index.select(F.col(S.Col.ITEM_ID).alias("item_raw"), S.Col.ITEM_IDX)
+    rows = rows.join(F.broadcast(items), "item_raw")
     out = rows.select(
         S.Col.USER_IDX, S.Col.USER_ID, S.Col.ITEM_IDX, F.col("item_raw").alias(S.Col.ITEM_ID), S.Col.TS,
         S.Col.EVENT_DATE, S.Col.EVENT_TYPE, S.Col.WEIGHT, S.Col.RATING, F.lit(source).alias(S.Col.SOURCE),
         F.lit(run_id).alias(S.Col.RUN_ID), event_period(F.col(S.Col.TS), grain).alias(S.Col.EVENT_PERIOD))
     return conform(out, S.INTERACTIONS)
+
+
+def period_count(first: dt.datetime, last: dt.datetime, grain: str) -> int:
+    """How many ``grain`` periods (year, month, day) ``first .. last`` touches (at least 1)."""
+    if grain == "year":
+        return max(1, last.year - first.year + 1)
+    if grain == "month":
+        return max(1, (last.year - first.year) * 12 + last.month - first.month + 1)
+    return max(1, (last.date() - first.date()).days + 1)
+
+
+def task_count(input_bytes: int, mb_per_task: int, minimum: int) -> int:
+    """Partitions for the per-user pass and the write: about ``mb_per_task`` MiB of input each (so one task's
+    sort fits in its share of memory), at least ``minimum`` (``spark.sql.shuffle.partitions``)."""
+    per_task = max(1, mb_per_task) * 1024 * 1024
+    return max(1, minimum, -(-input_bytes // per_task))
+
+
+def salt_buckets(rows: int, periods: int, target_file_rows: int, limit: int = 1024) -> int:
+    """Files per period so that each holds about ``target_file_rows`` rows (1 for small periods)."""
+    per_period = rows / max(1, periods)
+    return int(min(limit, max(1, -(-per_period // max(1, target_file_rows)))))
+
+
+def write_layout(interactions: DataFrame, partitions: int, salt: int) -> DataFrame:
+    """Rows of one ``event_period`` together in few tasks before the partitioned write, so a period gets at
+    most ``salt`` files instead of one per upstream task; big periods are spread by a hash of the user."""
+    salt_col = F.pmod(F.xxhash64(S.Col.USER_IDX), F.lit(max(1, salt)))
+    return interactions.repartition(max(1, partitions), S.Col.EVENT_PERIOD, salt_col)
 
 
 def quarantine_rows(frame: DataFrame, entity: str, raw_record: Column, run_id: str, run_date: dt.date,
@@ -128,11 +182,30 @@ def build_items(good_catalog: DataFrame | None, item_index: DataFrame, existing_
     return conform(rows, S.ITEMS)
 
 
-def build_users(interactions: DataFrame, attributes: DataFrame | None) -> DataFrame:
-    """The ``users`` table from all interactions; ``attributes`` (user_id, attributes) is optional."""
-    users = interactions.groupBy(S.Col.USER_IDX, S.Col.USER_ID).agg(
+def user_stats(classified: DataFrame, users: DataFrame) -> DataFrame:
+    """user_idx, user_id, first_ts, last_ts, num_interactions of this run's accepted rows.
+
+    Aggregated by ``user_raw`` (the frame's partitioning: no shuffle of the rows) and joined to the user map;
+    equal to :func:`build_users`'s aggregate over the interactions table when the run replaces the table.
+    """
+    stats = accepted(classified).groupBy("user_raw").agg(
         F.min(S.Col.TS).alias("first_ts"), F.max(S.Col.TS).alias("last_ts"),
-        F.count("*").alias("num_interactions"))
+        F.count(F.lit(1)).alias("num_interactions"))
+    return stats.join(users, "user_raw").select(S.Col.USER_IDX, S.Col.USER_ID, "first_ts", "last_ts",
+                                                "num_interactions")
+
+
+def interaction_stats(interactions: DataFrame) -> DataFrame:
+    """The same per-user aggregate as :func:`user_stats`, over an interactions table."""
+    return interactions.groupBy(S.Col.USER_IDX, S.Col.USER_ID).agg(
+        F.min(S.Col.TS).alias("first_ts"), F.max(S.Col.TS).alias("last_ts"),
+        F.count(F.lit(1)).alias("num_interactions"))
+
+
+def build_users(stats: DataFrame, attributes: DataFrame | None) -> DataFrame:
+    """The ``users`` table from per-user ``stats`` (:func:`user_stats` or :func:`interaction_stats`);
+    ``attributes`` (user_id, attributes) is optional."""
+    users = stats
     if attributes is not None:
         users = users.join(attributes, S.Col.USER_ID, "left")
     else:

@@ -84,4 +84,10 @@ class EtlConfig:
     top_tags: int = 5
     # Buckets used to assign dense indexes without a single-partition sort.
     index_buckets: int = 64
+    # Rows per interactions file the write aims at: a period with more rows is split into several files (by a
+    # hash of the user); smaller periods get one file each.
+    target_file_rows: int = 1_000_000
+    # MiB of input per task of the per-user pass and of the interactions write (at least
+    # spark.sql.shuffle.partitions tasks): small enough that a task's sort fits in memory.
+    input_mb_per_task: int = 8
     events: EventsConfig = field(default_factory=EventsConfig)

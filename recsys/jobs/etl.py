@@ -4,6 +4,9 @@ Reads the inputs and the existing tables, calls the transforms of :mod:`recsys.e
 ``etl_runs`` row. The counts of that row come from one aggregation over the cached classified frame and from
 the tables as written; the job checks ``input rows = accepted + quarantined + duplicates removed`` and
 records the result (``invariant_ok``). No data is collected to the driver.
+
+Input rows are the sum of that aggregation (every input row is classified exactly once: no row-level filter or
+row-multiplying join precedes it), so the input is read once.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pyarrow import fs as pafs
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -74,6 +78,22 @@ def _read_if_exists(store: TableStore, name: str) -> DataFrame | None:
     return store.read(name) if store.exists(name) else None
 
 
+def _input_bytes(frame: DataFrame) -> int:
+    """Total size of the files ``frame`` reads (file listing only, no Spark job)."""
+    uris = frame.inputFiles()
+    if not uris:
+        return 0
+    filesystem, _ = pafs.FileSystem.from_uri(uris[0])  # one input folder: one filesystem
+    paths = [pafs.FileSystem.from_uri(u)[1] for u in uris]
+    return sum(int(info.size or 0) for info in filesystem.get_file_info(paths))
+
+
+def _count(store: TableStore, name: str) -> int:
+    """Rows of a table: from its log statistics when complete, else counted by Spark."""
+    known = store.snapshot(name).num_records
+    return int(known) if known is not None else store.read(name).count()
+
+
 def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     """The whole ETL for one run; returns the ``etl_runs`` row as a dict."""
     spark = store.spark
@@ -96,8 +116,10 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
 
     good_catalog: DataFrame | None = None
     catalog_rejects: DataFrame | None = None
+    cached: list[DataFrame] = []
     if catalog is not None:
         checked = P.checked_catalog(catalog, id_pattern, cfg).persist(StorageLevel.MEMORY_AND_DISK)
+        cached.append(checked)
         good_catalog = checked.where(F.col("reason").isNull())
         catalog_rejects = P.quarantine_rows(checked.where(F.col("reason").isNotNull()), R.ENTITY_ITEMS,
                                             F.col("raw_record"), spec.run_id, spec.run_date)
@@ -106,10 +128,13 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
         old_ids = existing_items.select(F.col(S.Col.ITEM_ID).alias("item_raw"))
         catalog_ids = old_ids if catalog_ids is None else catalog_ids.unionByName(old_ids)
 
-    classified = P.classify_interactions(raw, catalog_ids, cfg, spec.run_date)
+    tasks = P.task_count(_input_bytes(raw.frame), cfg.input_mb_per_task,
+                         int(spark.conf.get("spark.sql.shuffle.partitions") or 1))
+    classified = P.classify_interactions(raw, catalog_ids, cfg, spec.run_date, tasks)
     classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
-    by_reason = {row["reason"]: int(row["count"]) for row in classified.groupBy("reason").count().collect()}
-    input_rows = raw.frame.count()  # an independent pass over the input, for the reconciliation
+    stats = {row["reason"]: row for row in P.reason_counts(classified).collect()}  # one row per reason
+    by_reason = {reason: int(row["rows"]) for reason, row in stats.items()}
+    input_rows = sum(by_reason.values())  # every input row is classified exactly once
 
     # Dimensions: pseudonyms and indexes.
     pseudonyms = P.user_pseudonyms(classified, key).persist(StorageLevel.MEMORY_AND_DISK)
@@ -125,19 +150,25 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     items = P.build_items(good_catalog, store.read(Schema.ITEM_INDEX), existing_items, cfg.text_template)
     store.write(items, Schema.ITEMS, mode="overwrite")
 
-    # Facts.
-    interactions = P.build_interactions(classified, pseudonyms, store.read(Schema.USER_INDEX),
-                                        store.read(Schema.ITEM_INDEX), spec.run_id, spec.source, cfg.time_grain)
+    # Facts: one period's rows go to few tasks (few files per period).
+    users_map = P.user_map(pseudonyms, store.read(Schema.USER_INDEX)).persist(StorageLevel.MEMORY_AND_DISK)
+    interactions = P.build_interactions(classified, users_map, store.read(Schema.ITEM_INDEX), spec.run_id,
+                                        spec.source, cfg.time_grain)
+    ok = stats.get(None)
+    periods = P.period_count(ok["first_ts"], ok["last_ts"], cfg.time_grain) if ok is not None else 1
+    salt = P.salt_buckets(by_reason.get(None, 0), periods, cfg.target_file_rows)
     parts = list(S.PARTITION_COLUMNS[Schema.INTERACTIONS])
-    if spec.mode == "incremental" and store.exists(Schema.INTERACTIONS):
+    incremental = spec.mode == "incremental" and store.exists(Schema.INTERACTIONS)
+    if incremental:
         keys = [S.Col.USER_ID, S.Col.ITEM_ID, S.Col.TS]
         table = store.read(Schema.INTERACTIONS)
         earlier = table.where(F.col(S.Col.RUN_ID) != spec.run_id).select(*keys)
         mine = table.where(F.col(S.Col.RUN_ID) == spec.run_id).select(*keys)
         fresh = interactions.join(earlier, keys, "left_anti").join(mine, keys, "left_anti")
-        store.write(fresh, Schema.INTERACTIONS, mode="append", partition_by=parts)
+        store.write(P.write_layout(fresh, tasks, salt), Schema.INTERACTIONS, mode="append", partition_by=parts)
     else:
-        store.write(interactions, Schema.INTERACTIONS, mode="overwrite", partition_by=parts)
+        store.write(P.write_layout(interactions, tasks, salt), Schema.INTERACTIONS, mode="overwrite",
+                    partition_by=parts)
 
     # Quarantine (this run's rows replace themselves; other runs of the same date are kept).
     rejected = P.interaction_quarantine(classified, raw, key, spec.run_id, spec.run_date)
@@ -155,17 +186,20 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     store.write(rejected, Schema.QUARANTINE, mode="replace_partitions", partition_by=[S.Col.RUN_DATE],
                 replace_partitions={S.Col.RUN_DATE: spec.run_date})
 
-    # Users (recomputed from all interactions; attributes from this batch, else kept from before).
+    # Users: from all interactions; attributes from this batch, else kept from before. A full run replaced the
+    # table with this run's accepted rows, so their per-user aggregate (no shuffle of the rows) is the same.
     old_users = _read_if_exists(store, Schema.USERS)
     if old_users is not None:
         kept = old_users.where(F.col("attributes").isNotNull()).select(S.Col.USER_ID, "attributes")
         attributes = kept if attributes is None else attributes.unionByName(
             kept.join(attributes.select(S.Col.USER_ID), S.Col.USER_ID, "left_anti"))
-    users = P.build_users(store.read(Schema.INTERACTIONS), attributes)
-    store.write(users, Schema.USERS, mode="overwrite")
+    user_stats = (P.interaction_stats(store.read(Schema.INTERACTIONS)) if incremental
+                  else P.user_stats(classified, users_map))
+    store.write(P.build_users(user_stats, attributes), Schema.USERS, mode="overwrite")
 
-    # Reconciliation.
-    written = store.read(Schema.INTERACTIONS).where(F.col(S.Col.RUN_ID) == spec.run_id).count()
+    # Reconciliation (row counts from the Delta log statistics where the table holds only this run's rows).
+    written = _count(store, Schema.INTERACTIONS) if not incremental else store.read(Schema.INTERACTIONS).where(
+        F.col(S.Col.RUN_ID) == spec.run_id).count()
     q_written = store.read(Schema.QUARANTINE).where(
         (F.col(S.Col.RUN_ID) == spec.run_id) & (F.col("entity") == R.ENTITY_INTERACTIONS)).count()
     accepted_rows = by_reason.get(None, 0)
@@ -181,11 +215,11 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
         "input_paths": [spec.input_path], "input_rows": input_rows, "accepted": written,
         "quarantined": quarantined_rows, "duplicates_removed": duplicates,
         "quarantine_by_reason": dict(sorted(q_counts.items())),
-        "users": store.read(Schema.USER_INDEX).count(), "items": store.read(Schema.ITEM_INDEX).count(),
+        "users": _count(store, Schema.USER_INDEX), "items": _count(store, Schema.ITEM_INDEX),
         "invariant_ok": invariant_ok, "started_at": started, "duration_s": 0.0,
     }
-    classified.unpersist()
-    pseudonyms.unpersist()
+    for frame in (*cached, classified, pseudonyms, users_map):
+        frame.unpersist()
     row["duration_s"] = round(time.monotonic() - t0, 3)
     new_row = spark.createDataFrame([tuple(row[f.name] for f in S.ETL_RUNS.fields)], S.ETL_RUNS)
     runs = new_row
