@@ -63,6 +63,24 @@ def test_text_beyond_max_tokens_is_ignored() -> None:
                               model.encode_items(longer, longer_mask, torch.tensor([0, 1])), atol=1e-6)
 
 
+def test_trailing_padding_columns_do_not_change_item_vectors() -> None:
+    model = tiny_model()
+    ids, mask = tokens(3)
+    mask[1, 4:] = 0  # every row shorter than max_text_tokens: pool() drops the all-padding columns
+    with torch.no_grad():
+        trimmed = model.encode_items(ids, mask, torch.tensor([0, 1, 15]))
+        padded = model.item_tower.from_pooled(
+            _mean_pool_untrimmed(model, ids[:, :8], mask[:, :8]), torch.tensor([0, 1, 15]))
+    assert torch.allclose(trimmed, padded, atol=1e-5)
+
+
+def _mean_pool_untrimmed(model: RecModel, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    from recsys.training.towers import mean_pool
+
+    out = model.item_tower.encoder(input_ids=ids, attention_mask=mask)
+    return mean_pool(out.last_hidden_state, mask)
+
+
 def test_user_tower_ignores_padding_and_uses_recency() -> None:
     model = tiny_model()
     g = torch.Generator().manual_seed(1)

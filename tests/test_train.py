@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,8 +29,11 @@ REPO = Path(__file__).resolve().parents[1]
 def ray_cluster() -> Iterator[None]:
     import ray
 
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    from recsys.training.ray_logging import quiet_driver_env
+
+    quiet_driver_env()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"worker_process_setup_hook": "recsys.training.ray_logging.quiet_worker_logging"})
     yield
     ray.shutdown()
 

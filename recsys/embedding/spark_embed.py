@@ -52,14 +52,19 @@ def encode_item_frame(pdf: pd.DataFrame, model: Any, model_version: str, batch_s
     import torch
 
     width = model.spec.max_text_tokens
+    all_ids = _pad_tokens(pdf[Col.INPUT_IDS].tolist(), width)
+    all_mask = _pad_tokens(pdf[Col.ATTENTION_MASK].tolist(), width)
+    all_idx = pdf[Col.ITEM_IDX].to_numpy(dtype=np.int64)
+    # Batches of similar text length: the item tower drops each batch's trailing all-padding columns.
+    order = np.argsort(all_mask.sum(1), kind="stable")
     vectors = []
     for start in range(0, len(pdf), batch_size):
-        part = pdf.iloc[start:start + batch_size]
-        ids = torch.from_numpy(_pad_tokens(part[Col.INPUT_IDS].tolist(), width))
-        mask = torch.from_numpy(_pad_tokens(part[Col.ATTENTION_MASK].tolist(), width))
-        idx = torch.from_numpy(part[Col.ITEM_IDX].to_numpy(dtype=np.int64))
-        vectors.append(model.encode_items(ids, mask, idx).float().numpy())
-    matrix = np.concatenate(vectors) if vectors else np.zeros((0, model.spec.embedding_dim), np.float32)
+        sel = order[start:start + batch_size]
+        ids, mask = torch.from_numpy(all_ids[sel]), torch.from_numpy(all_mask[sel])
+        vectors.append(model.encode_items(ids, mask, torch.from_numpy(all_idx[sel])).float().numpy())
+    matrix = np.zeros((len(pdf), model.spec.embedding_dim), np.float32)
+    if vectors:
+        matrix[order] = np.concatenate(vectors)
     counts = pdf["train_count"].fillna(0).to_numpy()
     return pd.DataFrame({
         Col.ITEM_IDX: pdf[Col.ITEM_IDX].to_numpy(dtype=np.int32),

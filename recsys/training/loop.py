@@ -29,6 +29,7 @@ from recsys.training.item_data import load_item_tokens, load_truth
 from recsys.training.loss import NegativeSampler
 from recsys.training.model import RecModel, TrainStep
 from recsys.training.petastorm_data import ShardBatches, steps_per_epoch
+from recsys.training.ray_logging import quiet_loggers
 from recsys.training.settings import TrainConfig
 from recsys.training.towers import ModelSpec
 
@@ -236,12 +237,19 @@ class Worker:
         self.wrapped.eval()
         out = []
         bs = self.tc.eval_batch_size
+        # Batches of similar text length (see ItemTower.pool: trailing padding columns are dropped).
+        order = torch.argsort(self.step_module.token_mask.sum(1), stable=True)
         with self.autocast():
             for start in range(0, self.items.num_items, bs):
-                out.append(self.wrapped("pool", input_ids=self.step_module.token_ids[start:start + bs],
-                                        attention_mask=self.step_module.token_mask[start:start + bs]).float())
+                idx = order[start:start + bs]
+                out.append(self.wrapped("pool", input_ids=self.step_module.token_ids[idx],
+                                        attention_mask=self.step_module.token_mask[idx]).float())
         self.wrapped.train(was_training)
-        return torch.cat(out) if out else torch.zeros(0, self.spec.encoder_hidden, device=self.device)
+        if not out:
+            return torch.zeros(0, self.spec.encoder_hidden, device=self.device)
+        pooled = torch.empty(self.items.num_items, out[0].shape[1], device=self.device)
+        pooled[order] = torch.cat(out)
+        return pooled
 
     def refresh_cache(self) -> None:
         self.step_module.pooled_cache = self.pooled_all()
@@ -368,4 +376,5 @@ def _plain(tc: TrainConfig) -> dict[str, Any]:
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Train on this worker's Petastorm shard; rank 0 reports checkpoints and the final model."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_loggers()
     Worker(config).run()

@@ -57,6 +57,9 @@ class ItemTower(nn.Module):
     def pool(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """Mean-pooled encoder output ``[B, H]`` (token inputs truncated to ``max_text_tokens``)."""
         t = self.spec.max_text_tokens
+        if attention_mask.numel():
+            # Drop trailing all-padding columns: the output is the same (padding is masked), the cost is not.
+            t = min(t, max(1, int(attention_mask[:, :t].sum(1).max())))
         input_ids, attention_mask = input_ids[:, :t].long(), attention_mask[:, :t].long()
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
         return mean_pool(out.last_hidden_state, attention_mask)

@@ -60,16 +60,25 @@ def describe_base_model(tc: TrainConfig) -> str:
 
 
 def ensure_ray(tc: TrainConfig) -> None:
-    """Join ``$RAY_ADDRESS`` when set, else start a local Ray (no dashboard, no usage stats)."""
+    """Join ``$RAY_ADDRESS`` when set, else start a local Ray (no dashboard, no usage stats).
+
+    The local Ray's worker processes quiet third-party loggers (:mod:`recsys.training.ray_logging`).
+    """
     import ray
 
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    from recsys.training.ray_logging import quiet_driver_env
+
+    quiet_driver_env()
     if ray.is_initialized():
         return
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
     else:
-        ray.init(num_cpus=tc.local_num_cpus, include_dashboard=False, log_to_driver=True)
+        # Ray starts workers at nice 15 by default; on a laptop the training worker then loses the CPU to
+        # anything else running (Spark's JVM, the driver). A local Ray is ours alone: normal priority.
+        os.environ.setdefault("RAY_worker_niceness", "0")
+        ray.init(num_cpus=tc.local_num_cpus, include_dashboard=False, log_to_driver=True,
+                 runtime_env={"worker_process_setup_hook": "recsys.training.ray_logging.quiet_worker_logging"})
 
 
 def pin_inputs(store: TableStore, versions: dict[str, int | None] | None = None) -> dict[str, Snapshot]:
