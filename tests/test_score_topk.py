@@ -26,13 +26,16 @@ def ragged(seen: list[list[int]]) -> RaggedInts:
     return RaggedInts.from_lengths(lengths, values)
 
 
-@pytest.mark.parametrize(("n_users", "n_items", "k", "chunk", "levels"), [
-    (37, 500, 10, 64, 3),     # integer vectors in {-1, 0, 1}: many exact ties at the K boundary
-    (20, 300, 7, 1000, 2),    # one chunk
-    (15, 9, 10, 4, 3),        # fewer items than K
-    (50, 2000, 20, 128, 50),  # few ties
+@pytest.mark.parametrize(("n_users", "n_items", "k", "chunk", "levels", "block_bytes"), [
+    (37, 500, 10, 64, 3, 16 << 20),     # integer vectors in {-1, 0, 1}: many exact ties at the K boundary
+    (20, 300, 7, 1000, 2, 16 << 20),    # one chunk (whole groups + a short tail)
+    (15, 9, 10, 4, 3, 16 << 20),        # fewer items than K
+    (50, 2000, 20, 128, 50, 16 << 20),  # few ties
+    (60, 12003, 10, 65536, 3, 16 << 20),  # one wide chunk: two-level fold bound, ties, a tail
+    (45, 7000, 5, 3000, 5, 40_000),     # row slabs (a few rows per score matrix) x several chunks
 ])
-def test_topk_equals_brute_force(n_users: int, n_items: int, k: int, chunk: int, levels: int) -> None:
+def test_topk_equals_brute_force(n_users: int, n_items: int, k: int, chunk: int, levels: int,
+                                 block_bytes: int) -> None:
     rng = np.random.default_rng(n_users * 1000 + n_items)
     d = 8
     users = rng.integers(-(levels // 2), levels // 2 + 1, size=(n_users, d)).astype(np.float32)
@@ -40,7 +43,7 @@ def test_topk_equals_brute_force(n_users: int, n_items: int, k: int, chunk: int,
     ids = np.sort(rng.choice(10 * n_items, size=n_items, replace=False)).astype(np.int64)
     seen = [[*list(rng.choice(ids, size=rng.integers(0, min(20, n_items)), replace=False)), -5]
             for _ in range(n_users)]
-    top = topk_scores(users, items, ids, k, ragged(seen), chunk_size=chunk)
+    top = topk_scores(users, items, ids, k, ragged(seen), chunk_size=chunk, block_bytes=block_bytes)
     expected = brute_force(users, items, ids, k, seen)
     valid = top.valid()
     for r in range(n_users):

@@ -57,6 +57,39 @@ def resolve_model_version(store: TableStore, requested: str | None) -> str:
     return max(available)
 
 
+def catalog_sizes(store: TableStore, requested: str | None) -> tuple[str, int, int, int]:
+    """``(model version, items, max item_idx, dim)`` from one aggregate over ``item_embeddings``.
+
+    The version is ``requested``, else the newest model (by ``models.created_at``) that has item embeddings
+    (:func:`resolve_model_version` with the catalog sizes of the same single scan).
+    """
+    store.require(Tables.ITEM_EMBEDDINGS)
+    rows = store.read(Tables.ITEM_EMBEDDINGS).where(F.col(Col.EMBEDDING).isNotNull()).groupBy(
+        Col.MODEL_VERSION).agg(F.count(F.lit(1)), F.max(Col.ITEM_IDX), F.max(F.size(Col.EMBEDDING))).collect()
+    sizes = {r[0]: (int(r[1] or 0), int(r[2] or 0), int(r[3] or 0)) for r in rows}
+    if requested is not None and requested not in sizes:
+        raise TableNotFoundError(
+            f"model version {requested!r} has no item embeddings (available: {sorted(sizes)}); "
+            "run `recsys embed` for it first"
+        )
+    if not sizes:
+        raise TableNotFoundError("item_embeddings is empty: run `recsys embed` first")
+    version = requested or max(sizes)
+    if requested is None and len(sizes) > 1 and store.exists(Tables.MODELS):
+        models = store.read(Tables.MODELS).where(F.col(Col.MODEL_VERSION).isin(sorted(sizes)))
+        newest = models.orderBy(F.col("created_at").desc_nulls_last(), F.col(Col.MODEL_VERSION).desc()).first()
+        if newest is not None:
+            version = str(newest[Col.MODEL_VERSION])
+    return (version, *sizes[version])
+
+
+def user_count_bound(store: TableStore, users: DataFrame) -> int:
+    """Rows of ``user_embeddings`` from the Delta log statistics (all versions: an upper bound of the users
+    to score, which only sizes the partitions); counted when the log has no statistics."""
+    total = store.snapshot(Tables.USER_EMBEDDINGS).num_records
+    return int(total) if total is not None else users.count()
+
+
 def model_frames(store: TableStore, version: str) -> tuple[DataFrame, DataFrame]:
     """(item_embeddings, user_embeddings) of one model version."""
     store.require(Tables.USER_EMBEDDINGS)
@@ -72,20 +105,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = ctx.store
     run_date: dt.date = ctx.args.run_date or today_utc()
     started = time.perf_counter()
-    version = resolve_model_version(store, cfg.model_version)
+    version, num_items, max_idx, dim = catalog_sizes(store, cfg.model_version)
     items, users = model_frames(store, version)
     histories = store.read(Tables.USER_HISTORIES) if store.exists(Tables.USER_HISTORIES) else None
     exclude = None
     if cfg.exclude_items_table:
         store.require(cfg.exclude_items_table)
         exclude = store.read(cfg.exclude_items_table)
-    sizes = items.agg(F.count(F.lit(1)), F.max(Col.ITEM_IDX), F.max(F.size(Col.EMBEDDING))).first()
-    num_items, max_idx, dim = (int(sizes[0] or 0), int(sizes[1] or 0), int(sizes[2] or 0)) if sizes else (0, 0, 0)
-    num_users = users.count()
+    num_users = user_count_bound(store, users)
     plan = plan_scoring(num_users, num_items, max_idx, dim, cfg, ctx.spark.sparkContext.defaultParallelism)
-    log.info("scoring %d users x %d items (dim %d, model %s): %s", num_users, num_items, dim, version, plan)
+    log.info("scoring up to %d users x %d items (dim %d, model %s): %s", num_users, num_items, dim, version, plan)
     spec = KernelSpec(k=cfg.top_k, user_batch_size=cfg.user_batch_size, chunk_size=cfg.item_chunk_size,
-                      explanation=cfg.explanation, blas_threads=cfg.blas_threads)
+                      explanation=cfg.explanation, blas_threads=cfg.blas_threads,
+                      block_bytes=cfg.kernel_block_bytes)
     top = top_k(scoring_users(users, histories), items, plan, spec, cfg.exclude_seen, exclude)
     recs = recommendations_table(top, items, version, run_date)
     table_version = store.write(recs, Tables.RECOMMENDATIONS, mode="replace_partitions",

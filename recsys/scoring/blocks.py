@@ -68,10 +68,11 @@ class KernelSpec:
     """What every scoring task needs (pickled to executors)."""
 
     k: int
-    user_batch_size: int = 2048
-    chunk_size: int = 8192
+    user_batch_size: int = 8192
+    chunk_size: int = 65536
     explanation: str = "cosine"  # cosine | dot | none
     blas_threads: int = 0  # 0: leave the BLAS library's default
+    block_bytes: int = 16 << 20  # one score matrix (user slab x item chunk, float32) in the kernel
 
 
 # ---------------------------------------------------------------------------------------------- packing
@@ -128,18 +129,24 @@ def _pack_one(part: pa.Table, batch_id: int, with_history_vecs: bool) -> pa.Reco
     if with_history_vecs:
         hv = pc.list_flatten(pc.list_flatten(col(HISTORY_VECS)))
         hist_vecs = np.asarray(hv.to_numpy(zero_copy_only=False), dtype=np.float32).tobytes()
-    row = {
-        "batch_id": [batch_id], "n": [n], "dim": [dim],
-        "users": [_ints(col(Col.USER_IDX)).tobytes()],
-        "user_ids": [col(Col.USER_ID).to_pylist()],
-        "vecs": [vecs.tobytes()],
-        "seen_len": [_list_lengths(seen).tobytes()],
-        "seen": [_list_values(seen).astype(np.int32).tobytes()],
-        "hist_len": [_list_lengths(hist).tobytes()],
-        "hist": [_list_values(hist).astype(np.int32).tobytes()],
-        "hist_vecs": [hist_vecs],
+    values = {
+        "batch_id": pa.array([batch_id], pa.int64()), "n": pa.array([n], pa.int32()),
+        "dim": pa.array([dim], pa.int32()),
+        "users": _binary(_ints(col(Col.USER_IDX))),
+        "user_ids": pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), col(Col.USER_ID).cast(pa.string())),
+        "vecs": _binary(vecs),
+        "seen_len": _binary(_list_lengths(seen)),
+        "seen": _binary(_list_values(seen).astype(np.int32)),
+        "hist_len": _binary(_list_lengths(hist)),
+        "hist": _binary(_list_values(hist).astype(np.int32)),
+        "hist_vecs": pa.array([hist_vecs], pa.binary()),
     }
-    return pa.RecordBatch.from_pydict(row, schema=_arrow(BATCH_SCHEMA))
+    schema = _arrow(BATCH_SCHEMA)
+    return pa.RecordBatch.from_arrays([values[f.name] for f in schema], schema=schema)
+
+
+def _binary(values: np.ndarray) -> pa.Array:
+    return pa.array([values.tobytes()], pa.binary())
 
 
 def _arrow(schema: T.StructType) -> pa.Schema:
@@ -202,7 +209,7 @@ def score_pair(row: dict[str, object], spec: KernelSpec, exclude_seen: bool) -> 
     block_items = np.frombuffer(row["block_items"], dtype=np.int32).astype(np.int64)  # type: ignore
     block_vecs = np.frombuffer(row["block_vecs"], dtype=np.float32).reshape(-1, dim)  # type: ignore
     exclude = RaggedInts.from_lengths(seen_len, seen) if exclude_seen else None
-    top = topk_scores(vecs, block_vecs, block_items, spec.k, exclude, spec.chunk_size)
+    top = topk_scores(vecs, block_vecs, block_items, spec.k, exclude, spec.chunk_size, spec.block_bytes)
     valid = top.valid()
     n, k = top.items.shape
     expl_items = np.full((n, k), -1, dtype=np.int64)
@@ -220,19 +227,51 @@ def score_pair(row: dict[str, object], spec: KernelSpec, exclude_seen: bool) -> 
             keep_len = np.bincount(history.row_ids()[found], minlength=len(hist_len))
             history = RaggedInts.from_lengths(keep_len, history.values[found])
             h_vecs = block_vecs[pos_c[found]]
-        expl_items, expl_sims = explain(rec_vecs, np.where(valid, top.items, -2), history, h_vecs,
-                                        spec.explanation)
+        expl_items, expl_sims = _explain_slabs(rec_vecs, np.where(valid, top.items, -2), history, h_vecs,
+                                               spec.explanation)
     rows, ranks = np.nonzero(valid)
-    user_ids = np.asarray(row["user_ids"], dtype=object)
+    user_ids = row["user_ids"]
+    if not isinstance(user_ids, pa.Array):
+        user_ids = pa.array(user_ids or [], pa.string())
     return {
         Col.USER_IDX: users[rows],
-        Col.USER_ID: user_ids[rows] if user_ids.size else np.full(rows.size, None, dtype=object),
+        Col.USER_ID: user_ids.take(pa.array(rows)) if len(user_ids) else pa.nulls(rows.size, pa.string()),
         Col.ITEM_IDX: top.items[rows, ranks].astype(np.int32),
         Col.SCORE: top.scores[rows, ranks],
         Col.RANK: (ranks + 1).astype(np.int32),
         EXPL_ITEM: expl_items[rows, ranks],
         EXPL_SIM: expl_sims[rows, ranks],
     }
+
+
+def _explain_slabs(rec_vecs: np.ndarray, rec_items: np.ndarray, history: RaggedInts, history_vecs: np.ndarray,
+                   metric: str, rows_per_slab: int = 2048) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`explain` over slabs of rows (bounds its ``history x K x d`` temporaries)."""
+    n = rec_items.shape[0]
+    if n <= rows_per_slab:
+        return explain(rec_vecs, rec_items, history, history_vecs, metric)
+    parts = []
+    for r0 in range(0, n, rows_per_slab):
+        r1 = min(n, r0 + rows_per_slab)
+        h0, h1 = int(history.offsets[r0]), int(history.offsets[r1])
+        parts.append(explain(rec_vecs[r0:r1], rec_items[r0:r1], history.slice(r0, r1), history_vecs[h0:h1], metric))
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _rows(batch: pa.RecordBatch) -> Iterator[dict[str, object]]:
+    """The rows of ``batch`` without copying binary values (buffers) or list values (Arrow arrays)."""
+    columns = [(name, batch.column(name)) for name in batch.schema.names]
+    for i in range(batch.num_rows):
+        row: dict[str, object] = {}
+        for name, column in columns:
+            value = column[i]
+            if pa.types.is_binary(column.type):
+                row[name] = value.as_buffer() if value.is_valid else b""
+            elif pa.types.is_list(column.type):
+                row[name] = value.values if value.is_valid else None
+            else:
+                row[name] = value.as_py()
+        yield row
 
 
 def _limit_blas(threads: int) -> None:
@@ -252,11 +291,11 @@ def _score_batches(spec: KernelSpec, exclude_seen: bool) -> Callable[[Iterable[p
     def run(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         _limit_blas(spec.blas_threads)
         for batch in batches:
-            for row in batch.to_pylist():
+            for row in _rows(batch):
                 out = score_pair(row, spec, exclude_seen)
                 expl = out[EXPL_ITEM]
                 arrays = [
-                    pa.array(out[Col.USER_IDX], pa.int32()), pa.array(out[Col.USER_ID], pa.string()),
+                    pa.array(out[Col.USER_IDX], pa.int32()), out[Col.USER_ID],
                     pa.array(out[Col.ITEM_IDX], pa.int32()),
                     pa.array(out[Col.SCORE], pa.float32()), pa.array(out[Col.RANK], pa.int32()),
                     pa.array(expl.astype(np.int32), pa.int32(), mask=expl < 0),

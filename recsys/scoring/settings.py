@@ -21,10 +21,14 @@ class ScoreConfig:
     # Item matrix up to this size (items x dim x 4 bytes) is broadcast; above it the catalog is split into
     # blocks of at most this size, cross-joined with the user batches, and per-block top-Ks merged exactly.
     broadcast_max_bytes: int = 134_217_728
-    # Users scored together in one matrix multiply (memory per task: user_batch_size x item_chunk_size x 4 B).
-    user_batch_size: int = 2048
-    # Items per matrix-multiply chunk inside a block.
-    item_chunk_size: int = 8192
+    # Users packed into one scoring row (one copy of the item block travels to Python per batch, so larger
+    # batches move less data; the kernel multiplies them in slabs of kernel_block_bytes).
+    user_batch_size: int = 8192
+    # Most items per matrix-multiply chunk inside a block.
+    item_chunk_size: int = 65536
+    # Memory of one score matrix (user slab x item chunk x 4 B) in the kernel: small enough to stay in cache
+    # between the multiply and the top-K selection.
+    kernel_block_bytes: int = 16_777_216
     # Similarity that picks the history item explaining each recommendation.
     explanation: Explanation = "cosine"
     # Model version to score; null: the newest in the models table that has item embeddings.

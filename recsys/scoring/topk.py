@@ -1,10 +1,12 @@
 """Exact, tie-stable top-K of dot-product scores in pure numpy (the executor-side kernel of scoring).
 
-Ranking order everywhere: score descending, then item index ascending. A batch of users is scored against
-an item matrix chunk by chunk (``user batch x item chunk`` scores in memory at a time, never the full
-``user x item`` matrix). A running top-K per user is kept; after the first chunks most scores fall below the
-running K-th score and are discarded by one vectorised comparison, so the selection costs little more than
-the matrix multiply. Seen items are masked with ``-inf`` before selection and never returned.
+Ranking order everywhere: score descending, then item index ascending. A batch of users is scored in slabs of
+rows against item chunks, one ``slab x chunk`` float32 score matrix (a memory budget, small enough to stay in
+cache) at a time, never the full ``user x item`` matrix. Per score matrix, one contiguous pass folds each row
+into maxima of column groups; the K-th largest group maximum (after a second, tiny fold) is a lower bound of
+the row's K-th score, so only the few groups reaching it are inspected and merged exactly into a running
+top-K: the selection costs a fraction of the matrix multiply. Seen items are masked with ``-inf`` (scattered
+into the score matrix) before selection and never returned.
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ class RaggedInts:
     def empty(rows: int) -> RaggedInts:
         return RaggedInts(np.zeros(rows + 1, dtype=np.int64), np.zeros(0, dtype=np.int64))
 
+    def slice(self, start: int, stop: int) -> RaggedInts:
+        """Rows ``start:stop``."""
+        offsets = self.offsets[start:stop + 1]
+        return RaggedInts(offsets - offsets[0], self.values[offsets[0]:offsets[-1]])
+
     def row_ids(self) -> np.ndarray:
         """The row of every value."""
         return np.repeat(np.arange(len(self.offsets) - 1), np.diff(self.offsets))
@@ -55,11 +62,21 @@ class TopK:
             return
         k = self.k
         threshold = self.scores[:, -1]
-        cand_rows, cand_cols = _above(scores, threshold)
-        if width > k and cand_rows.size > _REDUCE_FACTOR * k * rows:
-            # K-th largest of the chunk per row; keep everything >= it (all ties at the boundary stay).
-            kth = np.partition(scores, width - k, axis=1)[:, width - k]
-            cand_rows, cand_cols = _above(scores, np.maximum(threshold, kth))
+        groups = width // _GROUP
+        if width % _GROUP == 0 and groups >= k:
+            # Fold the chunk into ``groups`` maxima of _GROUP columns each (one contiguous SIMD pass). The K-th
+            # largest of these maxima is a lower bound of the chunk's K-th largest score (the K largest maxima
+            # are K distinct entries), so every entry of the chunk's top-K (ties included) reaches it.
+            folded = scores.reshape(rows, _GROUP, groups).max(axis=1)
+            kth = _kth_bound(folded, k)
+            threshold = np.maximum(threshold, kth)
+            cand_rows, cand_cols = _above(scores, threshold, folded)
+        else:
+            cand_rows, cand_cols = _above(scores, threshold)
+            if width > k and cand_rows.size > _REDUCE_FACTOR * k * rows:
+                # K-th largest of the chunk per row; keep everything >= it (all ties at the boundary stay).
+                kth = np.partition(scores, width - k, axis=1)[:, width - k]
+                cand_rows, cand_cols = _above(scores, np.maximum(threshold, kth))
         if cand_rows.size:
             self._merge(cand_rows, scores[cand_rows, cand_cols], items[cand_cols])
 
@@ -85,19 +102,37 @@ class TopK:
         return np.isfinite(self.scores) & (self.items != NO_ITEM)
 
 
-def _above(scores: np.ndarray, threshold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _kth_bound(folded: np.ndarray, k: int) -> np.ndarray:
+    """Per row, a lower bound of the K-th largest of ``folded`` (maxima of disjoint column groups).
+
+    Folds once more (maxima of ``_GROUP`` group maxima, over the leading whole groups) when K of those remain:
+    the K-th largest of any K disjoint groups' maxima bounds the K-th largest entry, and partitioning the
+    short second fold costs far less than partitioning ``folded``.
+    """
+    width = folded.shape[1]
+    groups = width // _GROUP
+    if groups >= 2 * k:
+        folded = folded[:, :groups * _GROUP].reshape(-1, _GROUP, groups).max(axis=1)
+        width = groups
+    return np.partition(folded, width - k, axis=1)[:, width - k]
+
+
+def _above(scores: np.ndarray, threshold: np.ndarray,
+           folded: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(rows, cols) of the entries ``>= threshold`` of their row, in row-major order.
 
     Reduces the columns to interleaved groups of ``_GROUP`` by their maximum (a contiguous SIMD pass),
     finds the (row, group) pairs whose maximum reaches the threshold, and inspects only those groups: much
-    cheaper than ``np.nonzero`` over the full mask when candidates are rare.
+    cheaper than ``np.nonzero`` over the full mask when candidates are rare. ``folded``: those group maxima,
+    when already computed.
     """
     rows, width = scores.shape
     if width % _GROUP:
         rows_hit, cols_hit = np.nonzero(scores >= threshold[:, None])
         return rows_hit, cols_hit
     stride = width // _GROUP
-    folded = scores.reshape(rows, _GROUP, stride).max(axis=1)  # group j: columns j, j + stride, ...
+    if folded is None:
+        folded = scores.reshape(rows, _GROUP, stride).max(axis=1)  # group j: columns j, j + stride, ...
     hit_rows, hit_groups = np.nonzero(folded >= threshold[:, None])
     cols = hit_groups[:, None] + np.arange(_GROUP) * stride  # members of each hit group, ascending
     keep = scores[hit_rows[:, None], cols] >= threshold[hit_rows][:, None]
@@ -118,9 +153,13 @@ def topk_scores(
     item_ids: np.ndarray,
     k: int,
     exclude: RaggedInts | None = None,
-    chunk_size: int = 8192,
+    chunk_size: int = 65536,
+    block_bytes: int = 16 << 20,
 ) -> TopK:
     """Exact top-``k`` items by dot product for every row of ``user_vecs``.
+
+    The rows are scored in slabs against item chunks, one ``slab x chunk`` float32 score matrix (at most about
+    ``block_bytes``, so that it stays in cache between the multiply and the selection) at a time.
 
     Args:
         user_vecs: (B, d) float32.
@@ -128,35 +167,50 @@ def topk_scores(
         item_ids: (N,) int, sorted ascending, unique.
         k: list length (rows with fewer than ``k`` allowed items get fewer; see :meth:`TopK.valid`).
         exclude: per-row item ids never to return (e.g. seen items); ids absent from ``item_ids`` are ignored.
-        chunk_size: items per matrix-multiply chunk (memory: B x chunk_size float32).
+        chunk_size: most items per matrix-multiply chunk.
+        block_bytes: memory budget of one score matrix (sets the rows per slab).
     """
     rows = user_vecs.shape[0]
     top = TopK(rows, k)
-    if rows == 0 or item_vecs.shape[0] == 0:
+    n = item_vecs.shape[0]
+    if rows == 0 or n == 0:
         return top
-    ex_rows, ex_pos = _positions(exclude, item_ids) if exclude is not None else (None, None)
-    for start, stop in chunk_bounds(item_vecs.shape[0], k, chunk_size):
-        scores = user_vecs @ item_vecs[start:stop].T
-        if ex_rows is not None and ex_pos is not None:
-            lo, hi = np.searchsorted(ex_pos, [start, stop])
-            if hi > lo:
-                scores[ex_rows[lo:hi], ex_pos[lo:hi] - start] = -np.inf
-        top.push(scores, item_ids[start:stop])
+    user_vecs = np.ascontiguousarray(user_vecs, dtype=np.float32)
+    item_vecs = np.ascontiguousarray(item_vecs, dtype=np.float32)
+    bounds = chunk_bounds(n, k, chunk_size)
+    widest = max(stop - start for start, stop in bounds)
+    slab = max(1, min(rows, block_bytes // (4 * widest)))
+    for r0 in range(0, rows, slab):
+        r1 = min(rows, r0 + slab)
+        part = TopK(r1 - r0, k)
+        ex_rows, ex_pos = (None, None) if exclude is None else _positions(exclude.slice(r0, r1), item_ids)
+        for start, stop in bounds:
+            scores = user_vecs[r0:r1] @ item_vecs[start:stop].T
+            if ex_rows is not None and ex_pos is not None:
+                lo, hi = np.searchsorted(ex_pos, [start, stop])
+                if hi > lo:
+                    scores[ex_rows[lo:hi], ex_pos[lo:hi] - start] = -np.inf
+            part.push(scores, item_ids[start:stop])
+        top.scores[r0:r1] = part.scores
+        top.items[r0:r1] = part.items
     return top
 
 
 def chunk_bounds(n: int, k: int, chunk_size: int) -> list[tuple[int, int]]:
-    """Item ranges scored together: doubling from a few x K up to ``chunk_size``.
+    """Item ranges scored together: at most ``chunk_size`` (rounded up to whole groups) items each.
 
-    Small first chunks give a good running K-th score cheaply, so that the later (large) chunks keep only a
-    handful of candidates per row above it and need no per-row partial sort.
+    Every chunk but the last spans whole groups of ``_GROUP`` columns; a last chunk that does not is split
+    into its whole groups and a short tail.
     """
+    width = max(_GROUP * k, -(-chunk_size // _GROUP) * _GROUP)
     bounds = []
-    start, width = 0, max(4 * k, 64)
-    while start < n:
-        stop = min(n, start + min(width, chunk_size))
-        bounds.append((start, stop))
-        start, width = stop, width * 2
+    for start in range(0, n, width):
+        stop = min(n, start + width)
+        whole = start + (stop - start) // _GROUP * _GROUP
+        if stop - start >= _GROUP * k and whole < stop:
+            bounds += [(start, whole), (whole, stop)]
+        else:
+            bounds.append((start, stop))
     return bounds
 
 
