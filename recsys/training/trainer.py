@@ -59,10 +59,14 @@ def describe_base_model(tc: TrainConfig) -> str:
     return name
 
 
-def ensure_ray(tc: TrainConfig) -> None:
+def ensure_ray(tc: TrainConfig) -> bool:
     """Join ``$RAY_ADDRESS`` when set, else start a local Ray (no dashboard, no usage stats).
 
     The local Ray's worker processes quiet third-party loggers (:mod:`recsys.training.ray_logging`).
+
+    Returns:
+        True when this call started (or joined) Ray, so the caller owns it and should shut it down; False when
+        Ray was already initialised by someone else.
     """
     import ray
 
@@ -70,7 +74,7 @@ def ensure_ray(tc: TrainConfig) -> None:
 
     quiet_driver_env()
     if ray.is_initialized():
-        return
+        return False
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
     else:
@@ -79,6 +83,7 @@ def ensure_ray(tc: TrainConfig) -> None:
         os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(num_cpus=tc.local_num_cpus, include_dashboard=False, log_to_driver=True,
                  runtime_env={"worker_process_setup_hook": "recsys.training.ray_logging.quiet_worker_logging"})
+    return True
 
 
 def pin_inputs(store: TableStore, versions: dict[str, int | None] | None = None) -> dict[str, Snapshot]:
@@ -172,10 +177,16 @@ def train(store: TableStore, tc: TrainConfig, versions: dict[str, int | None] | 
     run_dir = os.path.join(store.root, "ray_results", model_version) if "://" not in store.root \
         else tempfile.mkdtemp(prefix="recsys-train-")
     cfg = loop_config(tc, snaps, run_dir)
-    ensure_ray(tc)
+    owns_ray = ensure_ray(tc)
     log.info("training %s on %s (%d rows, %d workers)", model_version, data_versions, cfg["num_rows"],
              tc.num_workers)
-    result = run_trainer(tc, cfg, storage_path, model_version)
+    try:
+        result = run_trainer(tc, cfg, storage_path, model_version)
+    finally:
+        if owns_ray:  # a Ray this job started (or joined) is released with it; one the caller started stays
+            import ray
+
+            ray.shutdown()
     if result.error is not None:
         raise RuntimeError(f"training failed: {result.error}") from result.error
     if result.checkpoint is None:
