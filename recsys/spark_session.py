@@ -102,7 +102,8 @@ def get_spark(config: SparkConfig | None = None) -> SparkSession:
 
 
 def delta_spark_available(spark: SparkSession) -> bool:
-    """Whether delta-spark's classes are loadable by this session's JVM (native Delta backend)."""
+    """Whether the native Delta backend can be used: delta-spark's classes load in this session's JVM and
+    its SQL extension is configured (as deploy/spark-submit.sh and the local factory do)."""
     jvm = getattr(spark, "_jvm", None)
     if jvm is None:
         return False
@@ -112,6 +113,4 @@ def delta_spark_available(spark: SparkSession) -> bool:
         )
     except Exception:
         return False
-    return spark.conf.get("spark.sql.extensions", "") is not None and DELTA_EXTENSION in (
-        spark.conf.get("spark.sql.extensions", "") or ""
-    )
+    return DELTA_EXTENSION in (spark.conf.get("spark.sql.extensions", "") or "")
