@@ -97,7 +97,7 @@ def test_append_overwrite_and_time_travel(spark: SparkSession, store: TableStore
     assert sorted(r.id for r in store.read("t", version=1).collect()) == list(range(8))
     assert sorted(r.id for r in store.read("t").collect()) == [100, 101]
     # the files replaced by the overwrite are still on disk, but never read: no directory globbing
-    assert len(list((Path(store.uri("t"))).glob("*.parquet"))) > len(store.snapshot("t").files)
+    assert len(list((Path(store.uri("t"))).rglob("*.parquet"))) > len(store.snapshot("t").files)
     with pytest.raises(TableNotFoundError):
         store.read("t", version=9)
 
@@ -127,6 +127,7 @@ def test_replace_partition_rejects_rows_of_other_partitions(spark: SparkSession,
 
 def test_failed_write_leaves_previous_version(spark: SparkSession, store: TableStore) -> None:
     store.write(spark.range(10, numPartitions=2), "t")
+    before = sorted(p.name for p in Path(store.uri("t")).rglob("*"))
 
     @F.udf("long")
     def explode_on_seven(x: int) -> int:
@@ -139,11 +140,46 @@ def test_failed_write_leaves_previous_version(spark: SparkSession, store: TableS
         store.write(broken, "t", mode="overwrite")
     assert store.version("t") == 0
     assert sorted(r.id for r in store.read("t").collect()) == list(range(10))
-    # tasks that finished before the failure left orphan files; vacuum removes them, the table is intact
+    # the failed write's partial output is gone, not left behind
+    assert sorted(p.name for p in Path(store.uri("t")).rglob("*")) == before
+
+
+def test_files_of_an_uncommitted_write_are_orphans_for_vacuum(
+    spark: SparkSession, store: TableStore, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store.write(spark.range(10, numPartitions=2), "t")
+
+    def driver_dies(*args: object, **kwargs: object) -> int:
+        raise RuntimeError("driver killed between writing the files and committing them")
+
+    monkeypatch.setattr(delta_log, "commit", driver_dies)
+    with pytest.raises(RuntimeError, match="driver killed"):
+        store.write(spark.range(100, 110, numPartitions=2), "t", mode="overwrite")
+    monkeypatch.undo()
+    assert store.version("t") == 0
+    # after the commit was attempted nothing is deleted (it might have landed); vacuum removes true orphans
     orphans = store.vacuum("t", retention_hours=0, dry_run=True)
-    assert orphans, "expected orphaned files from the failed write's finished tasks"
+    assert len(orphans) == 2
     store.vacuum("t", retention_hours=0)
     assert sorted(r.id for r in store.read("t").collect()) == list(range(10))
+
+
+def test_write_leaves_only_data_files_and_statistics(spark: SparkSession, store: TableStore) -> None:
+    store.write(typed_frame(spark), "typed", partition_by=["day"])
+    table_dir = Path(store.uri("typed"))
+    names = {p.name for p in table_dir.rglob("*") if p.is_file() and "_delta_log" not in p.parts}
+    assert names and all(n.endswith(".parquet") and not n.startswith((".", "_")) for n in names)
+    actions = DeltaTable(str(table_dir)).get_add_actions(flatten=True)
+    import pyarrow as pa
+
+    actions = pa.table(actions)
+    assert sum(actions.column("num_records").to_pylist()) == 300
+    assert min(actions.column("min.i").to_pylist()) == 0 and max(actions.column("max.i").to_pylist()) == 299
+    assert sum(actions.column("null_count.s").to_pylist()) == 18  # ids divisible by 17 in 0..299
+    assert sum(actions.column("null_count.d").to_pylist()) == 28
+    first = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(microseconds=7)
+    lows = [v for v in actions.column("min.ts").to_pylist() if v is not None]
+    assert min(lows).replace(tzinfo=dt.timezone.utc) <= first
 
 
 def test_schema_mismatch_rejected(spark: SparkSession, store: TableStore) -> None:

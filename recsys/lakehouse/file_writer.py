@@ -1,4 +1,8 @@
-"""Executor side of a delta-rs write: stream one Spark partition's Arrow batches into Parquet files.
+"""Exact-layout delta-rs write: stream one Spark partition's Arrow batches into Parquet files.
+
+Used for tables whose row groups must have a fixed number of rows (the Petastorm training tables: Petastorm
+shards by row group). Other writes use Spark's own Parquet writer (:mod:`recsys.lakehouse.spark_writer`),
+which avoids moving every row from the JVM to Python.
 
 Runs inside ``DataFrame.mapInArrow``. Rows never travel to the driver: each task writes its own files
 into the table directory (hive-style ``col=value/`` sub-directories for partition columns, which are not
@@ -11,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-import math
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -25,6 +28,8 @@ import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 from pyspark.sql import types as T
 
+from recsys.lakehouse.file_stats import StatsAccumulator
+
 # One row per written file, returned from the executors to the driver.
 FILE_METADATA_SCHEMA = T.StructType([
     T.StructField("path", T.StringType(), False),
@@ -36,7 +41,7 @@ FILE_METADATA_SCHEMA = T.StructType([
 ])
 
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
-_STATS_STRING_LIMIT = 32
+WRITE_DIR_PREFIX = "w-"
 _KEY_SEPARATOR = "\x1f"
 _NULL_KEY = "\x00"
 
@@ -77,70 +82,17 @@ def _hive_escape(text: str) -> str:
     return quote(text, safe=" !$&'()*+,;@[]^`{}~-._")
 
 
+def write_dir(write_id: str) -> str:
+    """The directory of one write's files, relative to the table root.
+
+    Not hidden (no leading ``_`` or ``.``), so that vacuum removes the files of a write that never committed,
+    and not ``key=value`` shaped, so that readers inferring Hive partitions from paths (polars) are not misled.
+    """
+    return f"{WRITE_DIR_PREFIX}{write_id}"
+
+
 def partition_dir(values: Mapping[str, str | None]) -> str:
     return "/".join(f"{k}={HIVE_NULL if v is None else _hive_escape(v)}" for k, v in values.items())
-
-
-def _stat_value(scalar: pa.Scalar, upper: bool) -> Any:
-    """JSON form of a min/max statistic; ``None`` when it is safer to record none."""
-    value = scalar.as_py()
-    if value is None:
-        return None
-    if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(value, dt.datetime):
-        micro = value.microsecond
-        if upper and micro % 1000:  # stats have millisecond precision: round the max up, the min down
-            value = value + dt.timedelta(microseconds=1000 - micro % 1000)
-        value = value.replace(microsecond=(value.microsecond // 1000) * 1000)
-        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, str):
-        return value if len(value) <= _STATS_STRING_LIMIT else None
-    if isinstance(value, (int, bool)):
-        return value
-    return None
-
-
-class _StatsAccumulator:
-    def __init__(self, schema: pa.Schema) -> None:
-        self.columns = [
-            f.name for f in schema
-            if pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_string(f.type)
-            or pa.types.is_date(f.type) or pa.types.is_timestamp(f.type)
-        ]
-        self.nested = [f.name for f in schema if f.name not in self.columns]
-        self.rows = 0
-        self.mins: dict[str, Any] = {}
-        self.maxs: dict[str, Any] = {}
-        self.nulls: dict[str, int] = {}
-        self.unusable: set[str] = set()
-
-    def add(self, table: pa.Table) -> None:
-        self.rows += table.num_rows
-        for name in self.columns + self.nested:
-            self.nulls[name] = self.nulls.get(name, 0) + table.column(name).null_count
-        for name in self.columns:
-            if name in self.unusable:
-                continue
-            mm = pc.min_max(table.column(name))
-            lo, hi = _stat_value(mm["min"], upper=False), _stat_value(mm["max"], upper=True)
-            if (lo is None or hi is None) and mm["min"].is_valid:
-                self.unusable.add(name)
-                self.mins.pop(name, None)
-                self.maxs.pop(name, None)
-                continue
-            if lo is None:
-                continue
-            self.mins[name] = lo if name not in self.mins else min(self.mins[name], lo)
-            self.maxs[name] = hi if name not in self.maxs else max(self.maxs[name], hi)
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {"numRecords": self.rows, "minValues": self.mins, "maxValues": self.maxs, "nullCount": self.nulls},
-            separators=(",", ":"),
-        )
 
 
 class _FileRoller:
@@ -158,7 +110,7 @@ class _FileRoller:
         self.buffered = 0
         self.file_rows = 0
         self.file_seq = 0
-        self.stats: _StatsAccumulator | None = None
+        self.stats: StatsAccumulator | None = None
         self.finished: list[dict[str, Any]] = []
 
     def add(self, key: Mapping[str, str | None], table: pa.Table) -> None:
@@ -180,14 +132,14 @@ class _FileRoller:
         assert self.key is not None
         self.file_seq += 1
         name = f"part-{self.task_tag}-{self.file_seq:05d}-{self.spec.write_id}.{self.spec.compression}.parquet"
-        prefix = partition_dir(self.key)
-        self.rel_path = f"{prefix}/{name}" if prefix else name
+        prefix = "/".join(p for p in (write_dir(self.spec.write_id), partition_dir(self.key)) if p)
+        self.rel_path = f"{prefix}/{name}"
         full = f"{self.base_path}/{self.rel_path}"
         self.fs.create_dir(full.rsplit("/", 1)[0], recursive=True)
         self.writer = pq.ParquetWriter(
             full, self.spec.arrow_schema, filesystem=self.fs, compression=self.spec.compression
         )
-        self.stats = _StatsAccumulator(self.spec.arrow_schema)
+        self.stats = StatsAccumulator(self.spec.arrow_schema)
 
     def _flush(self, force: bool) -> None:
         rg = self.spec.row_group_rows

@@ -3,9 +3,12 @@
 Tables are addressed by name under the lakehouse root and are standard Delta Lake tables. Two backends:
 
 * ``delta-spark`` (its JVM classes on the classpath, i.e. clusters): ``format("delta")`` natively.
-* ``delta-rs`` (anywhere else): executors write Parquet files with ``mapInArrow``; the driver collects only one
-  metadata row per file and commits them all as one Delta transaction with ``deltalake``. A failed or killed
-  write commits nothing, so the table stays at its previous version; its orphaned files are removed by vacuum.
+* ``delta-rs`` (anywhere else): executors write the Parquet files with Spark's own writer into a fresh
+  ``w-<id>/`` directory of the table; the driver reads their footers (one small record per file, never the
+  data) and commits them all as one Delta transaction with ``deltalake``. Writes that need an exact row-group
+  layout (``row_group_rows=``, the Petastorm training tables) write the files from Arrow in ``mapInArrow``
+  instead. A failed write commits nothing, so the table stays at its previous version: its partial output is
+  removed, and the files of a driver killed before its commit are orphans that vacuum removes.
 
 Reads use a version's live file list from the Delta log, never a directory glob (files replaced by an
 overwrite stay on disk until vacuum).
@@ -13,17 +16,19 @@ overwrite stay on disk until vacuum).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
 from recsys.config.sections import StorageConfig
-from recsys.lakehouse import delta_log
+from recsys.lakehouse import delta_log, spark_writer
 from recsys.lakehouse.delta_log import Snapshot
 from recsys.lakehouse.errors import SchemaMismatchError, TableExistsError, TableNotFoundError
 from recsys.lakehouse.file_writer import (
@@ -123,13 +128,28 @@ class TableStore:
         return self.read_snapshot(self.snapshot(name, version))
 
     def read_snapshot(self, snap: Snapshot) -> DataFrame:
+        """Read exactly the snapshot's live files; partition columns come from the log, not from paths.
+
+        A partitioned table is read as one scan per partition value, each with its value as a literal column,
+        unioned: a filter on a partition column folds the other scans away (partition pruning), and the files'
+        directory layout (this layer's ``w-<id>/`` write directories, or another writer's) does not matter.
+        """
         if not snap.files:
             return self.spark.createDataFrame([], snap.schema)
-        reader = self.spark.read.schema(snap.schema)
-        if snap.partition_columns:
-            reader = reader.option("basePath", snap.uri)
-        frame = reader.parquet(*snap.files)
-        return frame.select(*[f.name for f in snap.schema.fields])
+        parts = snap.partition_columns
+        data_schema = T.StructType([f for f in snap.schema.fields if f.name not in parts])
+        if not parts:
+            return self.spark.read.schema(data_schema).parquet(*snap.files)
+        groups: dict[tuple[str | None, ...], list[str]] = {}
+        for uri, values in zip(snap.files, snap.partition_values, strict=True):
+            groups.setdefault(tuple(values.get(c) for c in parts), []).append(uri)
+        frames = []
+        for key, files in sorted(groups.items(), key=repr):
+            literals = {c: F.lit(v).cast(snap.schema[c].dataType) for c, v in zip(parts, key, strict=True)}
+            frame = self.spark.read.schema(data_schema).parquet(*files)
+            frames.append(frame.select(*[literals.get(f.name, F.col(f.name)).alias(f.name)
+                                         for f in snap.schema.fields]))
+        return functools.reduce(DataFrame.union, frames)
 
     def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
         table = delta_log.open_table(self.uri(name), storage_options=self.storage.storage_options)
@@ -153,7 +173,9 @@ class TableStore:
                 ``replace_partitions`` (e.g. ``{"run_date": date(2024, 1, 1)}``), which makes re-running a job
                 for the same partition idempotent. Every row written must belong to that partition.
             partition_by: partition columns; must match the existing table's.
-            row_group_rows: Parquet row-group size (default ``storage.row_group_rows``).
+            row_group_rows: exact Parquet row-group size in rows, for tables fed to Petastorm (which shards by row
+                group). Without it, Spark's Parquet writer sizes row groups in bytes (``parquet.block.size``),
+                which is the fast path: rows never leave the JVM.
 
         Raises:
             TableExistsError, SchemaMismatchError, ConcurrentWriteError.
@@ -179,7 +201,7 @@ class TableStore:
         if self.backend == "delta-spark":
             return self._write_native(df, uri, mode, partition_by, replace_partitions)
         return self._write_delta_rs(df, name, uri, schema, read_table, mode, partition_by, replace_partitions,
-                                    row_group_rows or self.storage.row_group_rows)
+                                    row_group_rows)
 
     def _conform(self, df: DataFrame, name: str, table: Any, partition_by: tuple[str, ...]) -> DataFrame:
         """Check ``df`` against the existing table (names, types, partitioning); order its columns."""
@@ -202,14 +224,33 @@ class TableStore:
 
     def _write_delta_rs(
         self, df: DataFrame, name: str, uri: str, schema: T.StructType, read_table: Any, mode: str,
-        partition_by: tuple[str, ...], replace_partitions: Mapping[str, Any] | None, row_group_rows: int,
+        partition_by: tuple[str, ...], replace_partitions: Mapping[str, Any] | None, row_group_rows: int | None,
     ) -> int:
-        data_schema = T.StructType([f for f in schema.fields if f.name not in partition_by])
         allowed = None
         filters = None
         if replace_partitions is not None:
             allowed = {c: render_partition_value(replace_partitions[c]) for c in partition_by}
             filters = [(c, "=", v) for c, v in allowed.items()]
+        if row_group_rows is None:
+            files = spark_writer.write_files(self.spark, df, spark_writer.SparkWriteSpec(
+                table_uri=uri, partition_columns=partition_by, compression=self.storage.compression,
+                max_rows_per_file=self.storage.max_rows_per_file, allowed_partitions=allowed,
+            ))
+        else:
+            files = self._write_exact_row_groups(df, uri, schema, partition_by, allowed, row_group_rows)
+        version = delta_log.commit(
+            uri, read_table, schema, partition_by, files, mode, filters,
+            operation_note=f"recsys {mode} {name}", storage_options=self.storage.storage_options,
+        )
+        log.info("committed %s v%d: %d files, %d rows (%s)", name, version, len(files),
+                 sum(int(f["num_records"]) for f in files), mode)
+        return version
+
+    def _write_exact_row_groups(
+        self, df: DataFrame, uri: str, schema: T.StructType, partition_by: tuple[str, ...],
+        allowed: Mapping[str, str | None] | None, row_group_rows: int,
+    ) -> list[dict[str, Any]]:
+        data_schema = T.StructType([f for f in schema.fields if f.name not in partition_by])
         spec = WriteSpec(
             table_uri=uri,
             arrow_schema=to_arrow_schema(data_schema),
@@ -227,19 +268,12 @@ class TableStore:
         previous = self.spark.conf.get(conf_key, None)
         self.spark.conf.set(conf_key, str(max(row_group_rows, 10_000)))
         try:
-            files = [row.asDict() for row in metadata.collect()]  # one small row per file, not the data
+            return [row.asDict() for row in metadata.collect()]  # one small row per file, not the data
         finally:
             if previous is None:
                 self.spark.conf.unset(conf_key)
             else:
                 self.spark.conf.set(conf_key, previous)
-        version = delta_log.commit(
-            uri, read_table, schema, partition_by, files, mode, filters,
-            operation_note=f"recsys {mode} {name}", storage_options=self.storage.storage_options,
-        )
-        log.info("committed %s v%d: %d files, %d rows (%s)", name, version, len(files),
-                 sum(int(f["num_records"]) for f in files), mode)
-        return version
 
     def _write_native(
         self, df: DataFrame, uri: str, mode: str, partition_by: tuple[str, ...],
