@@ -16,6 +16,7 @@ from recsys.etl.pseudonymize import pseudonym
 MOVIES = 'movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n2,"Heat, The (1995)",Action|Crime\n' \
          "3,Untitled,(no genres listed)\n,No Id (1999),Drama\n"
 TAGS = "userId,movieId,tag,timestamp\n1,1,pixar,1\n2,1,Pixar,1\n3,1,fun,1\n1,2,heist,1\n"
+BAD_TAGS = "7,abc,odd,1\n7,2,,1\n7,,orphan,1\n7,99,unknown item,1\n7,2,x,1,extra\n"
 DAY = 964982703  # 2000-07-30
 
 
@@ -46,7 +47,7 @@ def crafted_movielens(root: Path) -> Path:
     data = ("\n".join(lines) + "\n").encode() + b"7,1,4.0,9649\xff82703\n"  # undecodable bytes
     write(root / "ratings.csv", data)
     write(root / "movies.csv", MOVIES)
-    write(root / "tags.csv", TAGS)
+    write(root / "tags.csv", TAGS + BAD_TAGS)
     return root
 
 
@@ -69,6 +70,12 @@ def test_every_quarantine_reason_and_reconciliation(spark: SparkSession, tmp_pat
     assert q.where("entity = 'interactions'").count() == sum(expected.values())
     items_q = q.where("entity = 'items'").collect()
     assert [(r.reason, r.raw_record) for r in items_q] == [(R.NULL_ID, ",No Id (1999),Drama")]
+    # every bad tag row is quarantined, its user field pseudonymized
+    tags_q = sorted((r.reason, r.raw_record) for r in q.where("entity = 'tags'").collect())
+    seven = pseudonym(KEY.encode(), "7")
+    assert tags_q == sorted([
+        (R.INVALID_ID, f"{seven},abc,odd,1"), (R.BAD_VALUE, f"{seven},2,,1"), (R.NULL_ID, f"{seven},,orphan,1"),
+        (R.UNKNOWN_ITEM, f"{seven},99,unknown item,1"), (R.MALFORMED, f"{seven},2,x,1,extra")])
     # raw user ids in quarantined records are replaced by their pseudonym
     bad_ts = q.where(f"reason = '{R.BAD_TIMESTAMP}'").first()
     assert bad_ts is not None and bad_ts.raw_record == f"{pseudonym(KEY.encode(), '3')},1,4.0,yesterday"

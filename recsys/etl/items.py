@@ -44,16 +44,56 @@ def split_title(items: DataFrame) -> DataFrame:
         "title", F.when(has_year, F.regexp_extract(title, TITLE_YEAR, 1)).otherwise(title))
 
 
-def top_tags(tags: DataFrame, n: int, id_pattern: str) -> DataFrame:
-    """item_raw -> ``tags``: the ``n`` most frequent (lower-cased) tags, ties broken alphabetically."""
-    clean = tags.select(normalize_id(F.trim("item_raw"), id_pattern).alias("item_raw"),
-                        F.lower(F.trim("tag")).alias("tag")).where(
-        F.col("item_raw").isNotNull() & F.col("tag").isNotNull() & (F.col("tag") != ""))
+def validate_tags(tags: DataFrame, id_pattern: str, max_len: int) -> DataFrame:
+    """Tag rows + ``reason`` (parse problem, over-long field, null/invalid item id, empty tag); ``item_raw``
+    normalized and ``tag`` lower-cased and trimmed on passing rows."""
+    item = F.trim(F.col("item_raw"))
+    tag = F.lower(F.trim(F.col("tag")))
+    too_long = F.greatest(*[F.coalesce(F.length(c), F.lit(0)) for c in ("item_raw", "tag", "user_raw")])
+    reason = (F.when(F.col("parse_reason").isNotNull(), F.col("parse_reason"))
+              .when(too_long > F.lit(max_len), F.lit(R.FIELD_TOO_LONG))
+              .when(item.isNull() | (item == ""), F.lit(R.NULL_ID))
+              .when(~item.rlike(id_pattern), F.lit(R.INVALID_ID))
+              .when(tag.isNull() | (tag == ""), F.lit(R.BAD_VALUE)))
+    checked = tags.withColumn("reason", reason)
+    passing = F.col("reason").isNull()
+    return checked.withColumn("item_raw", F.when(passing, normalize_id(item, id_pattern)).otherwise(item)) \
+        .withColumn("tag", F.when(passing, tag).otherwise(F.col("tag")))
+
+
+def top_tags(checked_tags: DataFrame, n: int) -> DataFrame:
+    """item_raw -> ``tags``: the ``n`` most frequent tags of passing rows (:func:`validate_tags`), ties
+    broken alphabetically."""
+    clean = checked_tags.where(F.col("reason").isNull()).select("item_raw", "tag")
     counts = clean.groupBy("item_raw", "tag").count()
     rank = F.row_number().over(Window.partitionBy("item_raw").orderBy(F.desc("count"), "tag"))
     top = counts.withColumn("_r", rank).where(F.col("_r") <= n)
     return top.groupBy("item_raw").agg(
         F.transform(F.sort_array(F.collect_list(F.struct("_r", "tag"))), lambda s: s["tag"]).alias("tags"))
+
+
+def tag_raw_record(pseudonym: Column) -> Column:
+    """A rejected tag row as a CSV line with the user id replaced by ``pseudonym`` (of the raw user field;
+    for an unparsable line, of its text before the first comma)."""
+    def quoted(c: Column) -> Column:
+        text = F.coalesce(c, F.lit(""))
+        needs = text.rlike('[",\n\r]')
+        return F.when(needs, F.concat(F.lit('"'), F.replace(text, F.lit('"'), F.lit('""')), F.lit('"'))) \
+            .otherwise(text)
+
+    safe_user = F.coalesce(pseudonym, F.lit(""))
+    parsed = F.concat_ws(",", safe_user, quoted(F.col("item_raw")), quoted(F.col("tag")),
+                         quoted(F.col("timestamp_raw")))
+    rest = F.regexp_extract(F.col("corrupt_record"), r"^[^,]*(,.*)?$", 1)
+    corrupt = F.concat(safe_user, rest)
+    return F.when(F.col("corrupt_record").isNotNull(), corrupt).otherwise(parsed)
+
+
+def tag_user_field() -> Column:
+    """The raw user id of a tag row (for an unparsable line: its text before the first comma)."""
+    first = F.regexp_extract(F.col("corrupt_record"), r"^([^,]*)", 1)
+    return F.nullif(F.trim(F.when(F.col("corrupt_record").isNotNull(), first).otherwise(F.col("user_raw"))),
+                    F.lit(""))
 
 
 def _field_text(name: str) -> Column:

@@ -16,7 +16,15 @@ from recsys import schemas as S
 from recsys.etl import reasons as R
 from recsys.etl.activity import mark_bots, mark_k_core, mark_missing_items
 from recsys.etl.dedup import DUPLICATE, by_user, mark_duplicates
-from recsys.etl.items import render_text, split_title, top_tags, validate_catalog
+from recsys.etl.items import (
+    render_text,
+    split_title,
+    tag_raw_record,
+    tag_user_field,
+    top_tags,
+    validate_catalog,
+    validate_tags,
+)
 from recsys.etl.pseudonymize import pseudonymize
 from recsys.etl.rules import normalize_id, validate
 from recsys.etl.settings import EtlConfig
@@ -150,14 +158,34 @@ def interaction_quarantine(classified: DataFrame, raw: RawInteractions, key: byt
     return quarantine_rows(rows, R.ENTITY_INTERACTIONS, raw.render_raw(F.col("_pseudonym")), run_id, run_date)
 
 
-def checked_catalog(catalog: RawCatalog, id_pattern: str, cfg: EtlConfig) -> DataFrame:
-    """Validated catalog rows (``reason`` null = good) with title/year split and top tags."""
+def checked_catalog(catalog: RawCatalog, id_pattern: str,
+                    cfg: EtlConfig) -> tuple[DataFrame, DataFrame | None]:
+    """(validated catalog rows, ``reason`` null = good, with title/year split and top tags; every tag row
+    checked by :func:`checked_tags`, or None without a tag file)."""
     items = split_title(validate_catalog(catalog.items, id_pattern, cfg.max_field_length))
-    if catalog.tags is not None:
-        items = items.join(top_tags(catalog.tags, cfg.top_tags, id_pattern), "item_raw", "left")
-    else:
-        items = items.withColumn("tags", F.lit(None).cast("array<string>"))
-    return items
+    if catalog.tags is None:
+        return items.withColumn("tags", F.lit(None).cast("array<string>")), None
+    good_ids = items.where(F.col("reason").isNull()).select("item_raw")
+    tags = checked_tags(catalog.tags, good_ids, id_pattern, cfg)
+    return items.join(top_tags(tags, cfg.top_tags), "item_raw", "left"), tags
+
+
+def checked_tags(tags: DataFrame, catalog_ids: DataFrame, id_pattern: str, cfg: EtlConfig) -> DataFrame:
+    """Every tag row with ``reason`` (null = used): row rules, then item_not_in_catalog for tags of items that
+    are not good catalog rows (``catalog_ids``: item_raw)."""
+    checked = validate_tags(tags, id_pattern, cfg.max_field_length)
+    known = catalog_ids.distinct().withColumn("_known", F.lit(True))
+    joined = checked.join(known, "item_raw", "left")
+    unknown = F.col("reason").isNull() & F.col("_known").isNull()
+    return joined.withColumn("reason", F.when(unknown, F.lit(R.UNKNOWN_ITEM)).otherwise(F.col("reason"))).drop(
+        "_known")
+
+
+def tag_quarantine(tags: DataFrame, key: bytes, run_id: str, run_date: dt.date) -> DataFrame:
+    """Rejected tag rows (from :func:`checked_tags`); the user field of each raw record is its pseudonym."""
+    rejected = tags.where(F.col("reason").isNotNull())
+    return quarantine_rows(rejected, R.ENTITY_TAGS, tag_raw_record(pseudonymize(tag_user_field(), key)), run_id,
+                           run_date)
 
 
 def build_items(good_catalog: DataFrame | None, item_index: DataFrame, existing_items: DataFrame | None,

@@ -29,3 +29,4 @@ ALL_REASONS: tuple[str, ...] = (
 ENTITY_INTERACTIONS = "interactions"
 ENTITY_ITEMS = "items"
 ENTITY_USERS = "users"
+ENTITY_TAGS = "tags"

@@ -69,7 +69,8 @@ class RawInteractions:
 @dataclass(frozen=True)
 class RawCatalog:
     """Items: item_raw, title, description, categories (array), year_raw, source_file, raw_record,
-    parse_reason; ``tags``: item_raw, tag (or None)."""
+    parse_reason; ``tags`` (or None): every row of the tag file as item_raw, tag, user_raw, timestamp_raw,
+    source_file, corrupt_record (the line when unparsable) and parse_reason."""
 
     items: DataFrame
     tags: DataFrame | None
@@ -202,7 +203,10 @@ def read_movielens_catalog(spark: SparkSession, path: str, layout: Layout) -> Ra
     if layout.tags and layout.tags in set(list_names(path)):
         tag_raw = _csv(spark, join_path(path, layout.tags), ["userId", "movieId", "tag", "timestamp"], ",",
                        "UTF-8", header=True, quoted=True)
-        tags = tag_raw.where(F.col(CORRUPT).isNull()).select(F.trim("movieId").alias("item_raw"), "tag")
+        tags = tag_raw.select(
+            F.col("movieId").alias("item_raw"), "tag", F.col("userId").alias("user_raw"),
+            F.col("timestamp").alias("timestamp_raw"), "source_file", F.col(CORRUPT).alias("corrupt_record"),
+            _parse_reason(["userId", "movieId", "tag", "timestamp"]).alias("parse_reason"))
     return RawCatalog(items, tags)
 
 

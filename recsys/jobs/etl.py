@@ -118,11 +118,14 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     catalog_rejects: DataFrame | None = None
     cached: list[DataFrame] = []
     if catalog is not None:
-        checked = P.checked_catalog(catalog, id_pattern, cfg).persist(StorageLevel.MEMORY_AND_DISK)
+        checked, tags = P.checked_catalog(catalog, id_pattern, cfg)
+        checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
         cached.append(checked)
         good_catalog = checked.where(F.col("reason").isNull())
         catalog_rejects = P.quarantine_rows(checked.where(F.col("reason").isNotNull()), R.ENTITY_ITEMS,
                                             F.col("raw_record"), spec.run_id, spec.run_date)
+        if tags is not None:
+            catalog_rejects = catalog_rejects.unionByName(P.tag_quarantine(tags, key, spec.run_id, spec.run_date))
     catalog_ids = good_catalog.select("item_raw") if good_catalog is not None else None
     if existing_items is not None and spec.mode == "incremental":
         old_ids = existing_items.select(F.col(S.Col.ITEM_ID).alias("item_raw"))
