@@ -173,3 +173,25 @@ def test_missing_input_and_bad_config_exit_2(spark: SparkSession, lakehouse: Pat
     assert "interactions" in capsys.readouterr().err
     assert cli.main(["prepare", *job_args(lakehouse, "prepare.split.strategy=time_cutoff")]) == 2
     assert "cutoff" in capsys.readouterr().err
+
+
+def test_serving_split_holds_nothing_out(spark: SparkSession, store: TableStore, lakehouse: Path) -> None:
+    write_inputs(spark, store)
+    cfg = load_config("test", ["prepare.split.strategy=none"], lakehouse=str(lakehouse), conf_dir=REPO / "conf")
+    prepare_job.run(cfg, store)
+    assert store.read(Tables.VALIDATION_TRUTH).count() == 0
+    assert store.read(Tables.TEST_TRUTH).count() == 0
+    interactions = store.read(Tables.INTERACTIONS).collect()
+    positives = sorted(((r.ts, r.item_idx), r.user_idx) for r in interactions if r.weight > 0)
+    latest: dict[int, int] = {}
+    for (_, item), user in positives:
+        latest[user] = item  # ascending (ts, item): the last one wins
+    histories = {r.user_idx: r for r in store.read(Tables.USER_HISTORIES).collect()}
+    assert set(histories) == set(latest)
+    for user, item in latest.items():
+        assert histories[user].history[-1] == item  # each history ends with the user's latest positive
+        seen = sorted({r.item_idx for r in interactions if r.user_idx == user})
+        assert histories[user].seen_items == seen  # every interaction, of any weight, is seen
+    # every positive interaction with an earlier positive one is a training example
+    firsts = {user for user in latest}
+    assert store.read(Tables.TRAIN_EXAMPLES).count() == len(positives) - len(firsts)

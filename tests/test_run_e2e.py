@@ -39,3 +39,23 @@ def test_recsys_run_end_to_end(spark: SparkSession, store: TableStore, lakehouse
     metrics = store.read(Tables.METRICS).where("run_id = 'e2e' and split = 'test'").toPandas()
     assert {"ours", "most_popular", "als", "item_knn"} <= set(metrics["model"])
     assert (lakehouse / "reports" / "e2e" / "report.html").exists()
+
+    # A serving run on the same lakehouse: nothing held out, so every user's latest interaction is history
+    # (and excluded from the recommendations as seen), training runs without validation, evaluate is skipped.
+    serving_date = RUN_DATE + dt.timedelta(days=1)
+    code = run_main(["--from-stage", "prepare", "--run-date", serving_date.isoformat(), "--run-id", "serve",
+                     "--set", "prepare.split.strategy=none", *common])
+    out = capsys.readouterr()
+    assert code == 0, out.err[-4000:]
+    assert "stage evaluate skipped" in out.err
+    assert store.read(Tables.TEST_TRUTH).count() == 0
+    served = store.read(Tables.RECOMMENDATIONS).where(f"run_date = '{serving_date}'")
+    assert served.select("user_idx").distinct().count() == store.read(Tables.USER_HISTORIES).count()
+    latest = store.read(Tables.INTERACTIONS).groupBy("user_idx").agg({"item_idx": "collect_set"})
+    clashes = served.join(latest, "user_idx").where("array_contains(`collect_set(item_idx)`, item_idx)")
+    assert clashes.count() == 0  # nothing the user interacted with, the formerly held-out items included
+    from recsys.config import ConfigError
+    from recsys.jobs.evaluate import main as evaluate_main
+
+    with pytest.raises(ConfigError, match="nothing held out"):
+        evaluate_main(common)

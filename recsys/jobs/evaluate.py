@@ -15,6 +15,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from recsys.config import ConfigError
 from recsys.evaluation.runner import EvalInputs, run_evaluation
 from recsys.jobs.common import parse_job_args
 from recsys.jobs.score import model_frames, resolve_model_version
@@ -56,6 +57,18 @@ def write_metrics(store: TableStore, rows: pd.DataFrame, run_id: str) -> int:
     return store.write(store.spark.createDataFrame(records, METRICS), Tables.METRICS)
 
 
+def require_held_out(store: TableStore) -> None:
+    """Raise :class:`ConfigError` when ``test_truth`` is empty (nothing was held out to evaluate against)."""
+    rows = store.snapshot(Tables.TEST_TRUTH).num_records
+    if rows is None:
+        rows = store.read(Tables.TEST_TRUTH).limit(1).count()
+    if rows == 0:
+        raise ConfigError(
+            "test_truth is empty, so there is nothing held out to evaluate: `recsys prepare` ran with "
+            "prepare.split.strategy none (a serving run) or no user has a test item. Re-run prepare with "
+            "leave_last_out or time_cutoff to evaluate.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="recsys evaluate", description=__doc__)
     parser.add_argument("--run-id", default=None, help="id of this evaluation (default: eval-<UTC time>)")
@@ -64,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_id = ctx.args.run_id or default_run_id()
     for name in (Tables.INTERACTIONS, Tables.TEST_TRUTH):
         store.require(name)
+    require_held_out(store)
     version = None
     items = users = None
     try:

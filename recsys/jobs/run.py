@@ -1,5 +1,8 @@
 """``recsys run``: the whole pipeline in one process: etl -> prepare -> train -> embed -> score -> evaluate.
 
+A serving run (``--set prepare.split.strategy=none``: nothing held out, recommendations from every user's full
+history) skips evaluate.
+
 Every stage is its job's ``main`` called with the shared options (``--env``, ``--set``, ``--lakehouse``,
 ``--conf-dir``), so all stages share one SparkSession. The run stops at the first failing stage. At the end it
 prints the metric table (our model and every baseline), the time per stage and example recommendations.
@@ -120,6 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_id = ctx.args.run_id or "run-" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     timings: dict[str, float] = {}
     for stage in STAGES[STAGES.index(ctx.args.from_stage):]:
+        if stage == "evaluate" and ctx.config.prepare.split.strategy == "none":
+            sys.stderr.write("recsys run: stage evaluate skipped: prepare.split.strategy is none (serving run, "
+                             "nothing held out)\n")
+            continue
         started = time.perf_counter()
         sys.stderr.write(f"recsys run: stage {stage} ...\n")
         code, message = run_stage(stage, stage_args(stage, ctx, run_date, run_id))

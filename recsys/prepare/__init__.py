@@ -15,6 +15,8 @@ overwrites the outputs. Semantics, in one place:
   - ``time_cutoff``: train = positives before ``validation_cutoff`` (or ``cutoff`` without one); a user's
     first positive in ``[validation_cutoff, cutoff)`` is its validation item (the later ones are history for
     the test item only); its first positive at/after ``cutoff`` is its test item; later ones are unused.
+  - ``none`` (serving): nothing held out; every positive is train, the truth tables are empty and
+    ``user_histories`` ends with each user's latest interaction.
 
 * ``train_examples``: every train interaction with at least ``min_history`` earlier train items; ``history``
   = the ``history_length`` (L) train items just before it. Optionally only the ``max_examples_per_user`` most

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-SplitStrategy = Literal["leave_last_out", "time_cutoff"]
+SplitStrategy = Literal["leave_last_out", "time_cutoff", "none"]
 
 
 def parse_cutoff(text: Any, key: str) -> dt.datetime:
@@ -43,6 +43,9 @@ class SplitConfig:
     * ``time_cutoff``: positive interactions before ``validation_cutoff`` are train; each user's first one in
       ``[validation_cutoff, cutoff)`` is its validation item and its first one at or after ``cutoff`` its test
       item. Without ``validation_cutoff`` there is no validation split (train ends at ``cutoff``).
+    * ``none`` (serving): nothing is held out. Every positive interaction is train, ``user_histories`` ends with
+      each user's latest interaction (what production recommendations should start from), and the truth tables
+      are empty: training runs its configured steps without early stopping, and there is nothing to evaluate.
     """
 
     strategy: SplitStrategy = "leave_last_out"
@@ -53,8 +56,8 @@ class SplitConfig:
     validation_cutoff: Any = None
 
     def cutoffs(self) -> tuple[dt.datetime | None, dt.datetime | None]:
-        """``(validation_cutoff, test_cutoff)`` parsed; both ``None`` for leave-last-out."""
-        if self.strategy == "leave_last_out":
+        """``(validation_cutoff, test_cutoff)`` parsed; both ``None`` for leave-last-out and none."""
+        if self.strategy in ("leave_last_out", "none"):
             return None, None
         if self.cutoff is None:
             raise ValueError("prepare.split.strategy time_cutoff needs prepare.split.cutoff (test cutoff)")

@@ -63,6 +63,8 @@ def assign_split(positives: DataFrame, split: SplitConfig, min_user_interactions
     user = Window.partitionBy(Col.USER_IDX)
     ordered = user.orderBy(*sequence_order())
     frame = positives.withColumn(SEQ, F.row_number().over(ordered))
+    if split.strategy == "none":
+        return frame.withColumn(ROLE, F.lit(ROLE_TRAIN))
     if split.strategy == "leave_last_out":
         n = F.count(F.lit(1)).over(user)
         from_end = n - F.col(SEQ)  # 0 = last

@@ -136,6 +136,10 @@ class Worker:
         self.scheduler = make_scheduler(self.optimizer, tc, self.total_steps)
         self.truth = load_truth(config["validation"], tc.val_max_users, tc.seed) if config.get(
             "validation") else None
+        if self.truth is not None and not len(self.truth.user_idx):  # e.g. prepare.split.strategy none
+            self.truth = None
+            if self.rank == 0:
+                log.info("validation_truth is empty: training runs its steps without validation or early stop")
         self.step = 0
         self.loss_curve: list[list[float]] = []
         self.val_curve: list[list[float]] = []
