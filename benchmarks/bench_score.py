@@ -23,6 +23,7 @@ import os
 import sys
 import tempfile
 import time
+from typing import Any
 
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
@@ -59,7 +60,7 @@ def write_inputs(spark: SparkSession, store: TableStore, args: argparse.Namespac
     hist = hist.select(Col.USER_IDX, Col.USER_ID, F.slice("seen_items", -args.history, args.history).alias(
         Col.HISTORY), F.lit(args.history).alias(Col.HISTORY_LEN), "seen_items")
     store.write(hist, Tables.USER_HISTORIES, mode="overwrite")
-    model = [("bench", dt.datetime(2024, 1, 1), "", "random", args.dim, {}, {}, "", "{}")]
+    model: list[tuple[object, ...]] = [("bench", dt.datetime(2024, 1, 1), "", "random", args.dim, {}, {}, "", "{}")]
     store.write(spark.createDataFrame(model, MODELS), Tables.MODELS, mode="overwrite")
 
 
@@ -86,7 +87,7 @@ def als_recommend_all(spark: SparkSession, store: TableStore, dim: int, k: int) 
     item_f = store.read(Tables.ITEM_EMBEDDINGS).select(F.col(Col.ITEM_IDX).alias("id"),
                                                        F.col(Col.EMBEDDING).alias("features")).cache()
     user_f.count(), item_f.count()
-    jvm = spark._jvm  # type: ignore[attr-defined]
+    jvm: Any = spark._jvm
     java_model = jvm.org.apache.spark.ml.recommendation.ALSModel("bench_als", dim, user_f._jdf, item_f._jdf)
     java_model.setUserCol("user").setItemCol("item")  # Java-side params: recommendForAllUsers reads them
     model = ALSModel(java_model)

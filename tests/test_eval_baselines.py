@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
@@ -30,7 +31,7 @@ def test_adapter_matches_per_user_functions(spark: SparkSession) -> None:
         [(i, 0 if i == 99 else 5, i == 99, (i - 10) / 5.0, float(np.log1p(i))) for i in [*range(10, 16), 99]],
         "item_idx int, train_count long, is_cold boolean, popularity_percentile double, log_popularity double",
     )
-    out = evaluate_rankings(spark, recs_df, truth_df, stats, ["a", "b"], [1, 2]).toPandas()
+    out: pd.DataFrame = evaluate_rankings(spark, recs_df, truth_df, stats, ["a", "b"], [1, 2]).toPandas()
     got = {(r.model, r.metric, r.k): (r.value, r.users_evaluated) for r in out.itertuples()}
     for model, lists in recs.items():
         per_user = [user_metrics(lists.get(u, []), rel, [1, 2], rel & {99}) for u, rel in truth.items()]
@@ -74,7 +75,7 @@ def test_item_knn_matches_numpy(spark: SparkSession) -> None:
     rows = [(u, i, T0 + dt.timedelta(hours=i), 1.0) for u in range(n_users) for i in range(n_items) if matrix[u, i]]
     fit = spark.createDataFrame(rows, "user_idx int, item_idx int, ts timestamp, weight float")
     profiles = user_profiles(fit, 100).cache()
-    neighbours = item_neighbours(profiles, 3).toPandas()
+    neighbours: pd.DataFrame = item_neighbours(profiles, 3).toPandas()
     norms = np.sqrt(matrix.sum(axis=0))
     cosine = (matrix.T @ matrix) / np.outer(norms, norms).clip(1e-12)
     np.fill_diagonal(cosine, 0)
@@ -90,7 +91,7 @@ def test_item_knn_matches_numpy(spark: SparkSession) -> None:
                                   "user_idx int, seen_items array<int>")
     fallback = spark.createDataFrame([(u, i, r + 1) for u in range(n_users) for r, i in enumerate(range(n_items))],
                                      "user_idx int, item_idx int, rank int")
-    recs = knn_recommend(spark.createDataFrame(neighbours), profiles, users, 4, fallback).toPandas()
+    recs: pd.DataFrame = knn_recommend(spark.createDataFrame(neighbours), profiles, users, 4, fallback).toPandas()
     for u in range(n_users):
         seen = set(np.flatnonzero(matrix[u]))
         scores = {j: sum(expected_sim.get((h, j), 0.0) for h in seen) for j in range(n_items) if j not in seen}

@@ -52,7 +52,8 @@ def build_dataset(spark: SparkSession, store: TableStore) -> dict[str, object]:
     store.write(spark.createDataFrame(val_rows, TRUTH), Tables.VALIDATION_TRUTH)
     store.write(spark.createDataFrame(test_rows, TRUTH), Tables.TEST_TRUTH)
     store.write(spark.createDataFrame(hist_rows, USER_HISTORIES), Tables.USER_HISTORIES)
-    items = [(i, f"m{i}", f"Movie {i}", None, ["g"], 2000, [], f"Movie {i}") for i in range(N_ITEMS)]
+    items: list[tuple[object, ...]] = [(i, f"m{i}", f"Movie {i}", None, ["g"], 2000, [], f"Movie {i}")
+                                       for i in range(N_ITEMS)]
     store.write(spark.createDataFrame(items, ITEMS), Tables.ITEMS)
     tokens = [(i, [1], [1], 0 if i in COLD else 5) for i in range(N_ITEMS)]
     store.write(spark.createDataFrame(tokens, ITEM_TOKENS), Tables.ITEM_TOKENS)

@@ -216,12 +216,14 @@ def test_table_is_readable_by_deltalake_and_pandas(spark: SparkSession, store: T
     store.write(df, "typed", partition_by=["b"])
     table = DeltaTable(store.uri("typed"))
     assert table.version() == 0
-    expected = df.toPandas().sort_values("l").reset_index(drop=True)
+    import pandas as pd
+
+    pandas_frame: pd.DataFrame = df.toPandas()
+    expected = pandas_frame.sort_values("l").reset_index(drop=True)
     # deltalake gives the snapshot (schema, live files, partition values); pyarrow/pandas read the files
     via_layer = read_arrow(store.snapshot("typed")).sort_by("l")
     assert via_layer.to_pylist() == df.toArrow().sort_by("l").to_pylist()
     actions = table.get_add_actions(flatten=True)
-    import pandas as pd
     import pyarrow as pa
 
     actions_table = pa.table(actions)

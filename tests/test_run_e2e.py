@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 
@@ -36,7 +37,7 @@ def test_recsys_run_end_to_end(spark: SparkSession, store: TableStore, lakehouse
 
     recs = store.read(Tables.RECOMMENDATIONS).where(f"run_date = '{RUN_DATE}'")
     assert recs.count() > 0
-    metrics = store.read(Tables.METRICS).where("run_id = 'e2e' and split = 'test'").toPandas()
+    metrics: pd.DataFrame = store.read(Tables.METRICS).where("run_id = 'e2e' and split = 'test'").toPandas()
     assert {"ours", "most_popular", "als", "item_knn"} <= set(metrics["model"])
     assert (lakehouse / "reports" / "e2e" / "report.html").exists()
 

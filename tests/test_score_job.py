@@ -44,14 +44,14 @@ def build_tables(spark: SparkSession, store: TableStore, seed: int = 3) -> dict[
     seen += [[], []]
     store.write(spark.createDataFrame(hist_rows, USER_HISTORIES), Tables.USER_HISTORIES)
     created = [dt.datetime(2024, 1, 1), dt.datetime(2024, 2, 1)]
-    models = [(v, c, f"/m/{v}", "base", DIM, {}, {}, "abc", "{}") for v, c in zip(["v1", "v2"], created,
-                                                                                strict=True)]
+    models: list[tuple[object, ...]] = [
+        (v, c, f"/m/{v}", "base", DIM, {}, {}, "abc", "{}") for v, c in zip(["v1", "v2"], created, strict=True)]
     store.write(spark.createDataFrame(models, MODELS), Tables.MODELS)
     return {"users": users, "items": items, "seen": seen,
             "history": [[h for h in r[2] if h >= 0] for r in hist_rows] + [[], []]}
 
 
-def expected_topk(data: dict, k: int, excluded: set[int] = frozenset()) -> dict[int, list[tuple[int, float]]]:
+def expected_topk(data: dict, k: int, excluded: frozenset[int] = frozenset()) -> dict[int, list[tuple[int, float]]]:
     scores = data["users"].astype(np.float64) @ data["items"].astype(np.float64).T
     ids = np.arange(N_ITEMS)
     out = {}
@@ -136,7 +136,7 @@ def test_rerun_replaces_partition_and_exclusion_table(spark: SparkSession,
     again = sorted((r["user_idx"], r["rank"], r["item_idx"], r["score"]) for r in read_recs(store, day))
     assert again == first and len(again) == N_USERS * K
     rows = read_recs(store, other)  # the other date is untouched by the re-run
-    expected = expected_topk(data, K, set(unavailable))
+    expected = expected_topk(data, K, frozenset(unavailable))
     got: dict[int, list] = {}
     for r in sorted(rows, key=lambda r: (r["user_idx"], r["rank"])):
         got.setdefault(r["user_idx"], []).append((r["item_idx"], r["score"]))

@@ -29,7 +29,8 @@ from pyspark.sql import DataFrame, SparkSession
 from recsys.lakehouse.file_stats import stats_json_from_footer
 from recsys.lakehouse.file_writer import HIVE_NULL, PartitionOutsideReplaceError, write_dir
 
-_FOOTER_READERS = 16  # footers are small; on object stores reading them is latency-bound, so in parallel
+_FOOTER_READERS = 16
+_CONCURRENT_PARTITION_WRITERS = 8  # footers are small; on object stores reading them is latency-bound, so in parallel
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,13 @@ def write_files(spark: SparkSession, df: DataFrame, spec: SparkWriteSpec) -> lis
                                                 else f"file://{spec.table_uri}")
     try:
         # Delta readers expect int64 microsecond timestamps, not Spark's legacy INT96 default
-        with _session_conf(spark, {"spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}):
+        settings = {"spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}
+        if spec.partition_columns:
+            # a task keeps up to this many partition files open instead of first sorting its rows by partition
+            # (it falls back to sorting the rest beyond that): no sort for callers that already gathered each
+            # partition's rows into few tasks (e.g. the ETL's write layout)
+            settings["spark.sql.maxConcurrentOutputFileWriters"] = str(_CONCURRENT_PARTITION_WRITERS)
+        with _session_conf(spark, settings):
             writer.parquet(out)
         files = describe_files(filesystem, base.rstrip("/"), rel_dir, spec.partition_columns)
         if spec.allowed_partitions is not None:
