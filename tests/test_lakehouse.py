@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
@@ -256,6 +257,18 @@ def test_row_groups_sized_from_config(spark: SparkSession, store: TableStore) ->
     stats = json.loads(DeltaTable(store.uri("t")).get_add_actions(flatten=True).column("num_records")
                        .to_pylist().__repr__().replace("None", "null"))
     assert sum(stats) == 10_000
+
+
+def test_row_group_bytes_from_config(spark: SparkSession, store: TableStore, tmp_path: Path) -> None:
+    small = TableStore(spark, dataclasses.replace(store.storage, lakehouse=str(tmp_path / "small"),
+                                                  row_group_bytes=64 * 1024))
+    frame = spark.range(300_000, numPartitions=1).select("id", (F.col("id") * 7).cast("string").alias("s"))
+    small.write(frame, "t")
+    store.write(frame, "t")
+    [small_file] = small.snapshot("t").files
+    [default_file] = store.snapshot("t").files
+    assert pq.ParquetFile(small_file.replace("file://", "")).num_row_groups > 3
+    assert pq.ParquetFile(default_file.replace("file://", "")).num_row_groups == 1
 
 
 def test_empty_write_creates_table_with_schema(spark: SparkSession, store: TableStore) -> None:

@@ -26,9 +26,11 @@ class StorageConfig:
 
     # Local path or any URI pyarrow/Hadoop understand (file://, s3://, gs://, hdfs://, abfss://).
     lakehouse: str = "./lakehouse"
-    # Rows per Parquet row group. Petastorm shards by row group: keep it small enough that every
-    # training worker gets several.
+    # Most rows per Parquet row group of the tables Petastorm reads (train_examples, validation_truth,
+    # item_tokens: Petastorm shards by row group, so every training worker must get several).
     row_group_rows: int = 65536
+    # Parquet row-group size in bytes of every other table (Spark's writer, `parquet.block.size`).
+    row_group_bytes: int = 134_217_728
     # Parquet codec of data files written by the delta-rs backend (zstd, snappy, gzip, none).
     compression: str = "zstd"
     # A writer task rolls over to a new file after this many rows.

@@ -7,8 +7,8 @@ row count and the Delta per-file statistics, and commits all files in one Delta 
 
 Rows never cross from the JVM to Python, which is why this path costs about what a plain
 ``df.write.parquet`` costs (``benchmarks/bench_delta_write.py``). Row groups are sized in bytes by Spark
-(``parquet.block.size``); tables that need an exact row-group layout (the Petastorm training tables) use
-:mod:`recsys.lakehouse.file_writer` instead.
+(``parquet.block.size`` = ``storage.row_group_bytes``); tables that need an exact row-group layout (the
+Petastorm training tables) use :mod:`recsys.lakehouse.file_writer` instead.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class SparkWriteSpec:
     partition_columns: tuple[str, ...]
     compression: str
     max_rows_per_file: int
+    row_group_bytes: int
     allowed_partitions: Mapping[str, str | None] | None = None  # replace_partitions: the only values allowed
 
 
@@ -73,6 +74,7 @@ def write_files(spark: SparkSession, df: DataFrame, spec: SparkWriteSpec) -> lis
         df.write.mode("error")
         .option("compression", spec.compression)
         .option("maxRecordsPerFile", str(spec.max_rows_per_file))
+        .option("parquet.block.size", str(spec.row_group_bytes))
         # no _SUCCESS marker: the Delta log is the commit record
         .option("mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
     )

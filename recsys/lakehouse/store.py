@@ -174,8 +174,8 @@ class TableStore:
                 for the same partition idempotent. Every row written must belong to that partition.
             partition_by: partition columns; must match the existing table's.
             row_group_rows: exact Parquet row-group size in rows, for tables fed to Petastorm (which shards by row
-                group). Without it, Spark's Parquet writer sizes row groups in bytes (``parquet.block.size``),
-                which is the fast path: rows never leave the JVM.
+                group). Without it, Spark's Parquet writer sizes row groups in bytes
+                (``storage.row_group_bytes``), which is the fast path: rows never leave the JVM.
 
         Raises:
             TableExistsError, SchemaMismatchError, ConcurrentWriteError.
@@ -234,7 +234,8 @@ class TableStore:
         if row_group_rows is None:
             files = spark_writer.write_files(self.spark, df, spark_writer.SparkWriteSpec(
                 table_uri=uri, partition_columns=partition_by, compression=self.storage.compression,
-                max_rows_per_file=self.storage.max_rows_per_file, allowed_partitions=allowed,
+                max_rows_per_file=self.storage.max_rows_per_file, row_group_bytes=self.storage.row_group_bytes,
+                allowed_partitions=allowed,
             ))
         else:
             files = self._write_exact_row_groups(df, uri, schema, partition_by, allowed, row_group_rows)
