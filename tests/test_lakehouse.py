@@ -296,3 +296,21 @@ def test_optimize_compacts_and_keeps_rows(spark: SparkSession, store: TableStore
     after = store.snapshot("t")
     assert len(after.files) < before
     assert sorted(r.id for r in store.read("t").collect()) == list(range(40))
+
+
+def test_partitioned_reads_across_writes_and_optimize(spark: SparkSession, store: TableStore) -> None:
+    def batch(start: int) -> DataFrame:
+        return spark.range(start, start + 6, numPartitions=2).select(
+            "id", F.date_add(F.lit(dt.date(2024, 1, 1)), (F.col("id") % 3).cast("int")).alias("day"))
+
+    store.write(batch(0), "t", partition_by=["day"])
+    store.write(batch(6), "t", mode="append", partition_by=["day"])  # a second write directory
+    expected = sorted((i, dt.date(2024, 1, 1 + i % 3)) for i in range(12))
+    assert sorted((r.id, r.day) for r in store.read("t").collect()) == expected
+    store.optimize("t")  # delta-rs puts the compacted files under the table root, not in a write directory
+    store.write(batch(12), "t", mode="append", partition_by=["day"])
+    expected += sorted((i, dt.date(2024, 1, 1 + i % 3)) for i in range(12, 18))
+    table = store.read("t")
+    assert sorted((r.id, r.day) for r in table.collect()) == sorted(expected)
+    one_day = table.where(F.col("day") == F.lit(dt.date(2024, 1, 2)))
+    assert sorted(r.id for r in one_day.collect()) == [i for i in range(18) if i % 3 == 1]

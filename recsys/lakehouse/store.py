@@ -23,7 +23,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -33,6 +32,7 @@ from recsys.lakehouse.delta_log import Snapshot
 from recsys.lakehouse.errors import SchemaMismatchError, TableExistsError, TableNotFoundError
 from recsys.lakehouse.file_writer import (
     FILE_METADATA_SCHEMA,
+    WRITE_DIR_PREFIX,
     WriteSpec,
     make_partition_writer,
     render_partition_value,
@@ -128,27 +128,29 @@ class TableStore:
         return self.read_snapshot(self.snapshot(name, version))
 
     def read_snapshot(self, snap: Snapshot) -> DataFrame:
-        """Read exactly the snapshot's live files; partition columns come from the log, not from paths.
+        """Read exactly the snapshot's live files (partition columns included, with partition pruning).
 
-        A partitioned table is read as one scan per partition value, each with its value as a literal column,
-        unioned: a filter on a partition column folds the other scans away (partition pruning), and the files'
-        directory layout (this layer's ``w-<id>/`` write directories, or another writer's) does not matter.
+        Spark infers partition values from the ``col=value`` directories below a base path, and needs every
+        file at the same depth below it. This layer's files sit in one ``w-<id>/`` directory per write, other
+        writers' (``optimize``, delta-spark) directly under the table: each such root is read as one scan
+        (with Spark's partition discovery and pruning) and the scans are unioned. A table that was overwritten
+        has one; appends and partition replaces add one each until ``recsys table optimize`` compacts them.
         """
         if not snap.files:
             return self.spark.createDataFrame([], snap.schema)
-        parts = snap.partition_columns
-        data_schema = T.StructType([f for f in snap.schema.fields if f.name not in parts])
-        if not parts:
-            return self.spark.read.schema(data_schema).parquet(*snap.files)
-        groups: dict[tuple[str | None, ...], list[str]] = {}
-        for uri, values in zip(snap.files, snap.partition_values, strict=True):
-            groups.setdefault(tuple(values.get(c) for c in parts), []).append(uri)
-        frames = []
-        for key, files in sorted(groups.items(), key=repr):
-            literals = {c: F.lit(v).cast(snap.schema[c].dataType) for c, v in zip(parts, key, strict=True)}
-            frame = self.spark.read.schema(data_schema).parquet(*files)
-            frames.append(frame.select(*[literals.get(f.name, F.col(f.name)).alias(f.name)
-                                         for f in snap.schema.fields]))
+        columns = [f.name for f in snap.schema.fields]
+        if not snap.partition_columns:
+            return self.spark.read.schema(snap.schema).parquet(*snap.files).select(*columns)
+        base = snap.uri.rstrip("/")
+        roots: dict[str, list[str]] = {}
+        for uri in snap.files:
+            top = uri[len(base) + 1:].split("/", 1)[0] if uri.startswith(base + "/") else ""
+            root = f"{base}/{top}" if top.startswith(WRITE_DIR_PREFIX) and "=" not in top else base
+            roots.setdefault(root, []).append(uri)
+        frames = [
+            self.spark.read.schema(snap.schema).option("basePath", root).parquet(*files).select(*columns)
+            for root, files in sorted(roots.items())
+        ]
         return functools.reduce(DataFrame.union, frames)
 
     def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:

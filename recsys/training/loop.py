@@ -103,6 +103,7 @@ class Worker:
         tc = self.tc
         if not tc.use_gpu:
             torch.set_num_threads(max(1, tc.cpus_per_worker))
+        torch.use_deterministic_algorithms(True, warn_only=True)
         torch.manual_seed(tc.seed)
         np.random.seed(tc.seed + self.rank)
         self.device = ray.train.torch.get_device() if tc.use_gpu else torch.device("cpu")
