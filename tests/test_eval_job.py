@@ -6,9 +6,11 @@ import datetime as dt
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from pyspark.sql import SparkSession
 
 from recsys.jobs.evaluate import main as evaluate_main
+from recsys.jobs.evaluate import write_metrics
 from recsys.lakehouse import TableStore
 from recsys.schemas import (
     INTERACTIONS,
@@ -102,3 +104,15 @@ def test_evaluate_all_models(spark: SparkSession, store: TableStore, lakehouse: 
     assert evaluate_main([*args, "--set", "evaluate.baselines=[most_popular]"]) == 0  # same run id: replaced
     again = [r.asDict() for r in store.read(Tables.METRICS).collect()]
     assert {r["model"] for r in again} == {"ours", "most_popular"}
+
+
+def test_write_metrics_replaces_only_its_run(store: TableStore) -> None:
+    def rows(value: float) -> pd.DataFrame:
+        return pd.DataFrame([{"model": "ours", "metric": "ndcg", "k": 10, "value": value, "split": "test",
+                              "users_evaluated": 5}])
+
+    write_metrics(store, rows(0.1), "r1")
+    write_metrics(store, rows(0.2), "r2")
+    write_metrics(store, rows(0.3), "r1")  # re-running r1 replaces r1 only
+    got = sorted((r.run_id, r.value) for r in store.read(Tables.METRICS).collect())
+    assert got == [("r1", 0.3), ("r2", 0.2)]

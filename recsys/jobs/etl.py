@@ -124,7 +124,9 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
         good_catalog = checked.where(F.col("reason").isNull())
         catalog_rejects = P.quarantine_rows(checked.where(F.col("reason").isNotNull()), R.ENTITY_ITEMS,
                                             F.col("raw_record"), spec.run_id, spec.run_date)
-        if tags is not None:
+        if tags is not None:  # read once: feeds the items' top tags and the tags' quarantine rows
+            tags = tags.persist(StorageLevel.MEMORY_AND_DISK)
+            cached.append(tags)
             catalog_rejects = catalog_rejects.unionByName(P.tag_quarantine(tags, key, spec.run_id, spec.run_date))
     catalog_ids = good_catalog.select("item_raw") if good_catalog is not None else None
     if existing_items is not None and spec.mode == "incremental":

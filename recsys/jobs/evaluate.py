@@ -42,19 +42,22 @@ def _artifact_path(store: TableStore, version: str | None) -> str | None:
 
 
 def write_metrics(store: TableStore, rows: pd.DataFrame, run_id: str) -> int:
-    """Replace this run's rows of the ``metrics`` table (small aggregates, so they pass via the driver)."""
+    """Replace this run's rows of the ``metrics`` table.
+
+    This run's rows are a small aggregate built on the driver; the other runs' rows stay in Spark (the
+    overwrite reads them from the previous version's files, which the commit does not delete).
+    """
     now = dt.datetime.now(dt.timezone.utc)
     records = [
         (run_id, str(r.model), str(r.metric), int(r.k), None if pd.isna(r.value) else float(r.value),
          str(r.split), int(r.users_evaluated), now)
         for r in rows.itertuples(index=False)
     ]
-    if store.exists(Tables.METRICS):
-        kept = store.read(Tables.METRICS).where(F.col(Col.RUN_ID) != run_id).collect()
-        records = [tuple(r) for r in kept] + records
-        frame = store.spark.createDataFrame(records, METRICS)
-        return store.write(frame, Tables.METRICS, mode="overwrite")
-    return store.write(store.spark.createDataFrame(records, METRICS), Tables.METRICS)
+    frame = store.spark.createDataFrame(records, METRICS)
+    if not store.exists(Tables.METRICS):
+        return store.write(frame, Tables.METRICS)
+    kept = store.read(Tables.METRICS).where(F.col(Col.RUN_ID) != run_id)
+    return store.write(kept.unionByName(frame), Tables.METRICS, mode="overwrite")
 
 
 def require_held_out(store: TableStore) -> None:

@@ -49,12 +49,17 @@ def resolve_model_version(store: TableStore, requested: str | None) -> str:
         return requested
     if not available:
         raise TableNotFoundError("item_embeddings is empty: run `recsys embed` first")
-    if len(available) > 1 and store.exists(Tables.MODELS):
-        models = store.read(Tables.MODELS).where(F.col(Col.MODEL_VERSION).isin(sorted(available)))
+    return newest_model(store, available)
+
+
+def newest_model(store: TableStore, versions: set[str]) -> str:
+    """The newest of ``versions`` by ``models.created_at`` (the greatest version when ``models`` cannot tell)."""
+    if len(versions) > 1 and store.exists(Tables.MODELS):
+        models = store.read(Tables.MODELS).where(F.col(Col.MODEL_VERSION).isin(sorted(versions)))
         newest = models.orderBy(F.col("created_at").desc_nulls_last(), F.col(Col.MODEL_VERSION).desc()).first()
         if newest is not None:
             return str(newest[Col.MODEL_VERSION])
-    return max(available)
+    return max(versions)
 
 
 def catalog_sizes(store: TableStore, requested: str | None) -> tuple[str, int, int, int]:
@@ -74,12 +79,7 @@ def catalog_sizes(store: TableStore, requested: str | None) -> tuple[str, int, i
         )
     if not sizes:
         raise TableNotFoundError("item_embeddings is empty: run `recsys embed` first")
-    version = requested or max(sizes)
-    if requested is None and len(sizes) > 1 and store.exists(Tables.MODELS):
-        models = store.read(Tables.MODELS).where(F.col(Col.MODEL_VERSION).isin(sorted(sizes)))
-        newest = models.orderBy(F.col("created_at").desc_nulls_last(), F.col(Col.MODEL_VERSION).desc()).first()
-        if newest is not None:
-            version = str(newest[Col.MODEL_VERSION])
+    version = requested or newest_model(store, set(sizes))
     return (version, *sizes[version])
 
 
