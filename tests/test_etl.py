@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from etl_helpers import KEY, run, write
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from recsys.etl import pipeline as P
 from recsys.etl import reasons as R
@@ -81,8 +82,13 @@ def test_every_quarantine_reason_and_reconciliation(spark: SparkSession, tmp_pat
     assert bad_ts is not None and bad_ts.raw_record == f"{pseudonym(KEY.encode(), '3')},1,4.0,yesterday"
     assert all(r.source_file.endswith("ratings.csv") for r in q.where("entity = 'interactions'").collect())
     inter = {(r.item_id, r.rating, r.weight) for r in store.read("interactions").collect()}
-    # of the same user/item/ts, the first raw record (in sort order) is kept: "1,1,3.0,..."
-    assert inter == {("1", 3.0, 0.0), ("2", 2.0, 0.0), ("1", 3.5, 1.0), ("2", 5.0, 1.0)}
+    # of the same user/item/ts, the copy with the smallest 64-bit hash of its raw fields is kept
+    hashes = spark.createDataFrame([(r, f"1,1,{r},{DAY}".split(",")) for r in ("4.0", "3.0")],
+                                   "rating string, parts array<string>").select(
+        "rating", F.xxhash64("parts").alias("tie")).orderBy("tie").collect()
+    kept = float(hashes[0].rating)
+    assert inter == {("1", kept, 1.0 if kept >= 3.5 else 0.0), ("2", 2.0, 0.0), ("1", 3.5, 1.0),
+                     ("2", 5.0, 1.0)}
     runs = store.read("etl_runs").collect()
     assert len(runs) == 1 and runs[0].invariant_ok
     # items: title/year split, genres, most frequent tags, rendered text, dense indexes
@@ -145,3 +151,15 @@ def test_movielens_layouts(spark: SparkSession, tmp_path: Path, layout: str) -> 
         genders = sorted(u.attributes["gender"] for u in users)
         assert genders == ["F", "M"]
         assert all("zip" not in u.attributes for u in users)
+
+
+def test_user_map_joined_before_or_after_the_layout_shuffle(spark: SparkSession, tmp_path: Path) -> None:
+    """Small user maps are broadcast after the write layout, big ones joined before it: same table."""
+    src = crafted_movielens(tmp_path / "in")
+    tables = []
+    for limit in (200_000, 0):
+        row, store = run(spark, tmp_path / f"lh{limit}", src,
+                         overrides=(*CRAFTED_OVERRIDES, f"etl.broadcast_user_map_max_users={limit}"))
+        assert row["invariant_ok"] is True
+        tables.append(sorted(tuple(r) for r in store.read("interactions").drop("run_id").collect()))
+    assert tables[0] == tables[1] and len(tables[0]) == 4

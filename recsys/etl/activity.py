@@ -1,9 +1,12 @@
 """Rules that need aggregates over many rows: bots, items missing from the catalog, k-core.
 
-Each function only changes ``reason`` of rows that still pass (reason null); no actions, and no
-self-joins: per-user aggregates are window functions over the frame partitioned by user (one shuffle and
-one sort, shared with de-duplication: see :mod:`recsys.etl.dedup`); the catalog is a small dimension that is
-broadcast.
+Each function only changes ``reason`` of rows that still pass (reason null); no actions. Bots are found by
+aggregates over the collapsed events (see :mod:`recsys.etl.dedup`), which are partitioned by user: neither
+the aggregates nor the join back shuffle or sort the events. The catalog is a small dimension that is
+broadcast. The k-core rule (off by default) uses windows by user and by item.
+
+Rows rejected here (:data:`LATE_REASONS`) no longer carry their raw record: the job recovers it for the
+quarantine table with :func:`recsys.etl.dedup.recover_raw`.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from recsys.etl import reasons as R
-from recsys.etl.dedup import USER_DAY
+
+LATE_REASONS = (R.BOT_USER, R.BELOW_K_CORE)
 
 
 def _set_reason(condition: Column, code: str) -> Column:
@@ -23,13 +27,24 @@ def _passing() -> Column:
     return F.when(F.col("reason").isNull(), F.lit(1))
 
 
-def mark_bots(frame: DataFrame, max_events_per_day: int) -> DataFrame:
-    """All rows of users with more than ``max_events_per_day`` passing events on one day -> bot_user."""
-    per_day = F.count(_passing()).over(Window.partitionBy(*USER_DAY))  # sorted by the dedup window already
-    busiest = F.max("_per_day").over(Window.partitionBy("user_raw"))
-    marked = frame.withColumn("_per_day", per_day).withColumn("_busiest", busiest)
-    return marked.withColumn("reason", _set_reason(F.col("_busiest") > F.lit(max_events_per_day),
-                                                   R.BOT_USER)).drop("_per_day", "_busiest")
+def bot_users(events: DataFrame, max_events_per_day: int) -> DataFrame:
+    """``user_raw`` of users with more than ``max_events_per_day`` passing events (duplicates not counted) on
+    one day; partitioned like ``events`` (aggregated by user, no shuffle)."""
+    per_day = events.where(F.col("reason").isNull()).groupBy("user_raw", F.to_date("ts").alias("_day")).agg(
+        F.count(F.lit(1)).alias("_n"))
+    busiest = per_day.groupBy("user_raw").agg(F.max("_n").alias("_busiest"))
+    return busiest.where(F.col("_busiest") > F.lit(max_events_per_day)).select("user_raw")
+
+
+def mark_bots(events: DataFrame, bots: DataFrame) -> DataFrame:
+    """All passing events of ``bots`` (from :func:`bot_users`) -> bot_user.
+
+    A hash join of the events with the (usually tiny) bot frame, partition by partition: both are
+    partitioned by user, so the events are neither shuffled nor sorted.
+    """
+    flagged = bots.select("user_raw", F.lit(True).alias("_bot")).hint("shuffle_hash")
+    joined = events.join(flagged, "user_raw", "left")
+    return joined.withColumn("reason", _set_reason(F.col("_bot").isNotNull(), R.BOT_USER)).drop("_bot")
 
 
 def mark_missing_items(frame: DataFrame, catalog_ids: DataFrame | None, policy: str) -> DataFrame:

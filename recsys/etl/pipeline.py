@@ -15,7 +15,7 @@ from pyspark.sql import types as T
 from recsys import schemas as S
 from recsys.etl import reasons as R
 from recsys.etl.activity import mark_bots, mark_k_core, mark_missing_items
-from recsys.etl.dedup import DUPLICATE, by_user, mark_duplicates
+from recsys.etl.dedup import by_user, collapse, event_type, expand_copies, narrow
 from recsys.etl.items import (
     render_text,
     split_title,
@@ -38,35 +38,56 @@ def conform(frame: DataFrame, schema: T.StructType) -> DataFrame:
     return frame.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in schema.fields])
 
 
-def classify_interactions(raw: RawInteractions, catalog_ids: DataFrame | None, cfg: EtlConfig,
-                          run_date: dt.date, partitions: int | None = None) -> DataFrame:
-    """Every raw row once, with ``reason``: null (accepted), DUPLICATE, or a quarantine reason code.
+def event_types(raw: RawInteractions, cfg: EtlConfig) -> tuple[str, ...]:
+    """Every event type a passing row can have (the codes of :func:`recsys.etl.dedup.narrow`)."""
+    return tuple(sorted(set(cfg.event_weights) | ({raw.event_type} if raw.event_type else set())))
 
-    ``partitions``: how many partitions the rows are hashed into by user (see :func:`task_count`); default
-    ``spark.sql.shuffle.partitions``.
 
-    ``raw_parts`` and ``source_file`` are kept only where they are needed later (quarantined rows), which keeps
-    the cached frame small.
-    """
-    frame = validate(raw, cfg, run_date)
-    frame = mark_missing_items(frame, catalog_ids, cfg.missing_item_policy)  # broadcast join, no shuffle
-    frame = mark_duplicates(by_user(frame, partitions))
-    frame = mark_bots(frame, cfg.bot_max_events_per_day)
-    frame = mark_k_core(frame, cfg.kcore.min_user_interactions, cfg.kcore.min_item_interactions,
-                        cfg.kcore.max_iterations)
-    keep_raw = F.col("reason").isNotNull() & (F.col("reason") != DUPLICATE)
-    return frame.withColumn("raw_parts", F.when(keep_raw, F.col("raw_parts"))).withColumn(
-        "source_file", F.when(keep_raw, F.col("source_file")))
+def validated_interactions(raw: RawInteractions, catalog_ids: DataFrame | None, cfg: EtlConfig,
+                           run_date: dt.date) -> DataFrame:
+    """Every raw row with the row rules applied (``reason`` null = passes), items missing from the catalog
+    included (a broadcast join, no shuffle)."""
+    return mark_missing_items(validate(raw, cfg, run_date), catalog_ids, cfg.missing_item_policy)
+
+
+def collapse_interactions(validated: DataFrame, types: tuple[str, ...], partitions: int | None = None) -> DataFrame:
+    """The frame the job caches: one row per event (passing rows) or per raw row (failing rows), with
+    ``copies``, hash-partitioned by user into ``partitions`` (see :func:`task_count`; default
+    ``spark.sql.shuffle.partitions``). Every input row is in exactly one row's ``copies``."""
+    return collapse(by_user(narrow(validated, types), partitions))
+
+
+def classify(events: DataFrame, bots: DataFrame, cfg: EtlConfig) -> DataFrame:
+    """Collapsed events with the rules that need aggregates: bots (``bots`` from
+    :func:`recsys.etl.activity.bot_users`), then the k-core filter."""
+    frame = mark_bots(events, bots)
+    return mark_k_core(frame, cfg.kcore.min_user_interactions, cfg.kcore.min_item_interactions,
+                       cfg.kcore.max_iterations)
 
 
 def accepted(classified: DataFrame) -> DataFrame:
     return classified.where(F.col("reason").isNull())
 
 
-def user_pseudonyms(classified: DataFrame, key: bytes) -> DataFrame:
-    """user_raw -> user_id for the users of accepted rows (one HMAC per distinct user)."""
-    users = accepted(classified).select("user_raw").distinct()
-    return users.select("user_raw", pseudonymize(F.col("user_raw"), key).alias(S.Col.USER_ID))
+def user_summary(classified: DataFrame) -> DataFrame:
+    """One row per (``user_raw``, ``reason``): ``events`` (collapsed rows), ``copies`` (input rows),
+    ``first_ts``, ``last_ts``.
+
+    Aggregated by user, the classified frame's partitioning (no shuffle of the events); small (users x
+    reasons), so the job caches it and takes its counts, pseudonyms and user statistics from it.
+    """
+    return classified.groupBy("user_raw", "reason").agg(
+        F.count(F.lit(1)).alias("events"), F.sum("copies").alias("copies"), F.min(S.Col.TS).alias("first_ts"),
+        F.max(S.Col.TS).alias("last_ts"))
+
+
+def user_pseudonyms(summary: DataFrame, key: bytes, users: int, users_per_task: int = 1_000_000) -> DataFrame:
+    """user_raw -> user_id for the ``users`` users with accepted events (one HMAC per user), from
+    :func:`user_summary`, in about ``users / users_per_task`` tasks (each task of a Python UDF costs a
+    fraction of a second whatever its size)."""
+    tasks = max(1, -(-users // max(1, users_per_task)))
+    users_frame = accepted(summary).select("user_raw").distinct().coalesce(tasks)
+    return users_frame.select("user_raw", pseudonymize(F.col("user_raw"), key).alias(S.Col.USER_ID))
 
 
 def event_period(ts: Column, grain: str) -> Column:
@@ -75,13 +96,13 @@ def event_period(ts: Column, grain: str) -> Column:
     return F.date_format(ts, GRAIN_FORMATS[grain])
 
 
-def reason_counts(classified: DataFrame) -> DataFrame:
-    """One row per ``reason`` (null = accepted): rows and their first/last ``ts`` (for the write layout).
-
-    The only pass over the classified frame the job needs for its counts: input rows are the sum.
-    """
-    return classified.groupBy("reason").agg(F.count(F.lit(1)).alias("rows"), F.min(S.Col.TS).alias("first_ts"),
-                                            F.max(S.Col.TS).alias("last_ts"))
+def reason_counts(summary: DataFrame) -> DataFrame:
+    """One row per ``reason`` (null = accepted): ``users``, ``events`` (collapsed rows), ``copies`` (input
+    rows) and their first/last ``ts`` (for the write layout), from :func:`user_summary`. Input rows are the sum of
+    copies."""
+    return summary.groupBy("reason").agg(
+        F.count(F.lit(1)).alias("users"), F.sum("events").alias("events"), F.sum("copies").alias("copies"),
+        F.min("first_ts").alias("first_ts"), F.max("last_ts").alias("last_ts"))
 
 
 def user_map(pseudonyms: DataFrame, user_index: DataFrame) -> DataFrame:
@@ -89,23 +110,30 @@ def user_map(pseudonyms: DataFrame, user_index: DataFrame) -> DataFrame:
     return pseudonyms.join(user_index.select(S.Col.USER_ID, S.Col.USER_IDX), S.Col.USER_ID)
 
 
-def build_interactions(classified: DataFrame, users: DataFrame, item_index: DataFrame, run_id: str,
-                       source: str, grain: str) -> DataFrame:
-    """Accepted rows joined to the user map (see :func:`user_map`) and the item index, in the ``interactions``
-    schema.
-
-    The user join is on ``user_raw``, the key the classified frame is already partitioned by, so only the user
-    map is shuffled; the item index is a small dimension and is broadcast.
-    """
-    # A merge join: the facts are never broadcast (a broadcast is collected through the driver).
-    rows = accepted(classified).hint("merge").join(users, "user_raw")
+def fact_rows(classified: DataFrame, item_index: DataFrame, types: tuple[str, ...], run_id: str, source: str,
+              grain: str) -> DataFrame:
+    """Accepted events with their item index (a small dimension: broadcast) and every ``interactions`` column
+    but the user's, which :func:`with_users` adds (``user_raw`` in their place)."""
     items = item_index.select(F.col(S.Col.ITEM_ID).alias("item_raw"), S.Col.ITEM_IDX)
-    rows = rows.join(F.broadcast(items), "item_raw")
-    out = rows.select(
-        S.Col.USER_IDX, S.Col.USER_ID, S.Col.ITEM_IDX, F.col("item_raw").alias(S.Col.ITEM_ID), S.Col.TS,
-        S.Col.EVENT_DATE, S.Col.EVENT_TYPE, S.Col.WEIGHT, S.Col.RATING, F.lit(source).alias(S.Col.SOURCE),
-        F.lit(run_id).alias(S.Col.RUN_ID), event_period(F.col(S.Col.TS), grain).alias(S.Col.EVENT_PERIOD))
-    return conform(out, S.INTERACTIONS)
+    rows = accepted(classified).join(F.broadcast(items), "item_raw")
+    return rows.select(
+        "user_raw", S.Col.ITEM_IDX, F.col("item_raw").alias(S.Col.ITEM_ID), S.Col.TS,
+        F.to_date(S.Col.TS).alias(S.Col.EVENT_DATE), event_type(F.col("event_code"), types).alias(S.Col.EVENT_TYPE),
+        S.Col.WEIGHT, S.Col.RATING, F.lit(source).alias(S.Col.SOURCE), F.lit(run_id).alias(S.Col.RUN_ID),
+        event_period(F.col(S.Col.TS), grain).alias(S.Col.EVENT_PERIOD))
+
+
+def with_users(rows: DataFrame, users: DataFrame, broadcast: bool) -> DataFrame:
+    """:func:`fact_rows` joined to the user map (see :func:`user_map`), in the ``interactions`` schema.
+
+    Args:
+        broadcast: False: a hash join built on the user map, partition by partition (``rows`` are still
+            partitioned by ``user_raw``: only the user map is shuffled, the facts are neither sorted nor
+            broadcast). True: the user map is broadcast, whatever the partitioning of ``rows`` (after
+            :func:`write_layout`, which then shuffles no pseudonyms).
+    """
+    return conform(rows.join(F.broadcast(users) if broadcast else users.hint("shuffle_hash"), "user_raw"),
+                   S.INTERACTIONS)
 
 
 def period_count(first: dt.datetime, last: dt.datetime, grain: str) -> int:
@@ -130,10 +158,11 @@ def salt_buckets(rows: int, periods: int, target_file_rows: int, limit: int = 10
     return int(min(limit, max(1, -(-per_period // max(1, target_file_rows)))))
 
 
-def write_layout(interactions: DataFrame, partitions: int, salt: int) -> DataFrame:
+def write_layout(interactions: DataFrame, partitions: int, salt: int, user: str = S.Col.USER_IDX) -> DataFrame:
     """Rows of one ``event_period`` together in few tasks before the partitioned write, so a period gets at
-    most ``salt`` files instead of one per upstream task; big periods are spread by a hash of the user."""
-    salt_col = F.pmod(F.xxhash64(S.Col.USER_IDX), F.lit(max(1, salt)))
+    most ``salt`` files instead of one per upstream task; big periods are spread by a hash of the ``user``
+    column."""
+    salt_col = F.pmod(F.xxhash64(user), F.lit(max(1, salt)))
     return interactions.repartition(max(1, partitions), S.Col.EVENT_PERIOD, salt_col)
 
 
@@ -146,15 +175,23 @@ def quarantine_rows(frame: DataFrame, entity: str, raw_record: Column, run_id: s
     return conform(out, S.QUARANTINE)
 
 
-def quarantined(classified: DataFrame) -> DataFrame:
-    return classified.where(F.col("reason").isNotNull() & (F.col("reason") != DUPLICATE))
+def interaction_quarantine(classified: DataFrame, recovered: DataFrame | None, raw: RawInteractions, key: bytes,
+                           run_id: str, run_date: dt.date) -> DataFrame:
+    """Rejected interactions, one row per input row; the user field of each raw record is replaced by its
+    pseudonym.
 
-
-def interaction_quarantine(classified: DataFrame, raw: RawInteractions, key: bytes, run_id: str,
-                           run_date: dt.date) -> DataFrame:
-    """Rejected interactions; the user field of each raw record is replaced by its pseudonym."""
-    rows = quarantined(classified).withColumn(
-        "_pseudonym", pseudonymize(F.nullif(F.col("user_raw"), F.lit("")), key))
+    Args:
+        classified: rows failing a row rule still have their raw record (``raw_parts``); each is repeated
+            ``copies`` times.
+        recovered: events rejected by a later rule, with their raw record read again
+            (:func:`recsys.etl.dedup.recover_raw`), or None when there are none.
+    """
+    columns = ("user_raw", "source_file", "reason", "raw_parts")
+    rows = expand_copies(classified.where(F.col("reason").isNotNull() & F.col("raw_parts").isNotNull()))
+    rows = rows.select(*columns)
+    if recovered is not None:
+        rows = rows.unionByName(recovered.select(*columns))
+    rows = rows.withColumn("_pseudonym", pseudonymize(F.nullif(F.col("user_raw"), F.lit("")), key))
     return quarantine_rows(rows, R.ENTITY_INTERACTIONS, raw.render_raw(F.col("_pseudonym")), run_id, run_date)
 
 
@@ -210,15 +247,13 @@ def build_items(good_catalog: DataFrame | None, item_index: DataFrame, existing_
     return conform(rows, S.ITEMS)
 
 
-def user_stats(classified: DataFrame, users: DataFrame) -> DataFrame:
-    """user_idx, user_id, first_ts, last_ts, num_interactions of this run's accepted rows.
+def user_stats(summary: DataFrame, users: DataFrame) -> DataFrame:
+    """user_idx, user_id, first_ts, last_ts, num_interactions of this run's accepted events.
 
-    Aggregated by ``user_raw`` (the frame's partitioning: no shuffle of the rows) and joined to the user map;
-    equal to :func:`build_users`'s aggregate over the interactions table when the run replaces the table.
+    From :func:`user_summary`, joined to the user map; equal to :func:`build_users`'s aggregate over the
+    interactions table when the run replaces the table.
     """
-    stats = accepted(classified).groupBy("user_raw").agg(
-        F.min(S.Col.TS).alias("first_ts"), F.max(S.Col.TS).alias("last_ts"),
-        F.count(F.lit(1)).alias("num_interactions"))
+    stats = accepted(summary).select("user_raw", "first_ts", "last_ts", F.col("events").alias("num_interactions"))
     return stats.join(users, "user_raw").select(S.Col.USER_IDX, S.Col.USER_ID, "first_ts", "last_ts",
                                                 "num_interactions")
 

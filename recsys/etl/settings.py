@@ -90,4 +90,8 @@ class EtlConfig:
     # MiB of input per task of the per-user pass and of the interactions write (at least
     # spark.sql.shuffle.partitions tasks): small enough that a task's sort fits in memory.
     input_mb_per_task: int = 8
+    # User maps (about 100 bytes a user) up to this many users are broadcast to the interactions write after
+    # its layout shuffle, which then carries no 64-character pseudonyms; bigger ones are joined before it,
+    # partition by partition. 0: never broadcast.
+    broadcast_user_map_max_users: int = 200_000
     events: EventsConfig = field(default_factory=EventsConfig)

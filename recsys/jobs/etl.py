@@ -1,12 +1,14 @@
 """``recsys etl``: raw interactions + item catalog -> clean, pseudonymized, indexed Delta tables.
 
 Reads the inputs and the existing tables, calls the transforms of :mod:`recsys.etl`, writes the tables and one
-``etl_runs`` row. The counts of that row come from one aggregation over the cached classified frame and from
-the tables as written; the job checks ``input rows = accepted + quarantined + duplicates removed`` and
-records the result (``invariant_ok``). No data is collected to the driver.
+``etl_runs`` row. The counts of that row come from one aggregation over the classified frame and from the
+tables as written; the job checks ``input rows = accepted + quarantined + duplicates removed`` and records the
+result (``invariant_ok``). No data is collected to the driver.
 
-Input rows are the sum of that aggregation (every input row is classified exactly once: no row-level filter or
-row-multiplying join precedes it), so the input is read once.
+The input is read once: the collapsed frame (:func:`recsys.etl.pipeline.collapse_interactions`, one row per
+event, partitioned by user) is cached, and input rows are the sum of its ``copies`` (no row-level filter or
+row-multiplying join precedes it). Only when a bot or k-core rule rejects events is the input read a second
+time, for their raw records.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from recsys.data import SAMPLE_DIR
 from recsys.etl import pipeline as P
 from recsys.etl import reasons as R
 from recsys.etl import sources
-from recsys.etl.dedup import DUPLICATE
+from recsys.etl.activity import LATE_REASONS, bot_users
+from recsys.etl.dedup import EVENT_KEY, recover_raw
 from recsys.etl.indexing import extend_index
 from recsys.etl.pseudonymize import load_key
 from recsys.etl.settings import EtlConfig
@@ -88,6 +91,14 @@ def _input_bytes(frame: DataFrame) -> int:
     return sum(int(info.size or 0) for info in filesystem.get_file_info(paths))
 
 
+def _materialize(frame: DataFrame) -> DataFrame:
+    """``frame`` cached and built now (one count over it): plans that read it afterwards know its
+    partitioning (a cache still being built reports none, and every reader would shuffle it again)."""
+    frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+    frame.count()
+    return frame
+
+
 def _count(store: TableStore, name: str) -> int:
     """Rows of a table: from its log statistics when complete, else counted by Spark."""
     known = store.snapshot(name).num_records
@@ -135,20 +146,37 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
 
     tasks = P.task_count(_input_bytes(raw.frame), cfg.input_mb_per_task,
                          int(spark.conf.get("spark.sql.shuffle.partitions") or 1))
-    classified = P.classify_interactions(raw, catalog_ids, cfg, spec.run_date, tasks)
-    classified = classified.persist(StorageLevel.MEMORY_AND_DISK)
-    stats = {row["reason"]: row for row in P.reason_counts(classified).collect()}  # one row per reason
-    by_reason = {reason: int(row["rows"]) for reason, row in stats.items()}
-    input_rows = sum(by_reason.values())  # every input row is classified exactly once
+    validated = P.validated_interactions(raw, catalog_ids, cfg, spec.run_date)
+    types = P.event_types(raw, cfg)
+    events = _materialize(P.collapse_interactions(validated, types, tasks))
+    bots = _materialize(bot_users(events, cfg.bot_max_events_per_day))
+    cached += [events, bots]
+    classified = P.classify(events, bots, cfg)
+    if cfg.kcore.min_user_interactions > 1 or cfg.kcore.min_item_interactions > 1:
+        classified = classified.persist(StorageLevel.MEMORY_AND_DISK)  # iterated windows: computed once
+        cached.append(classified)
+    summary = _materialize(P.user_summary(classified))  # users x reasons: counts, pseudonyms, user stats
+    cached.append(summary)
+    stats = {row["reason"]: row for row in P.reason_counts(summary).collect()}  # one row per reason
+    copies = {reason: int(row["copies"]) for reason, row in stats.items()}
+    distinct = {reason: int(row["events"]) for reason, row in stats.items()}
+    input_rows = sum(copies.values())  # every input row is in exactly one collapsed row's copies
+    # Rows failing a row rule are quarantined copy by copy; events (accepted or rejected later) once, the
+    # other copies are duplicates.
+    by_reason = {r: (distinct[r] if r is None or r in LATE_REASONS else n) for r, n in copies.items()}
 
     # Dimensions: pseudonyms and indexes.
-    pseudonyms = P.user_pseudonyms(classified, key).persist(StorageLevel.MEMORY_AND_DISK)
+    accepted_users = int(stats[None]["users"]) if None in stats else 0
+    pseudonyms = P.user_pseudonyms(summary, key, accepted_users).persist(StorageLevel.MEMORY_AND_DISK)
     user_index = extend_index(pseudonyms, _read_if_exists(store, Schema.USER_INDEX), S.Col.USER_ID,
                               S.Col.USER_IDX, spec.run_id, cfg.index_buckets)
     store.write(P.conform(user_index, S.USER_INDEX), Schema.USER_INDEX, mode="overwrite")
-    item_ids = P.accepted(classified).select(F.col("item_raw").alias(S.Col.ITEM_ID))
-    if good_catalog is not None:
-        item_ids = item_ids.unionByName(good_catalog.select(F.col("item_raw").alias(S.Col.ITEM_ID)))
+    item_ids = good_catalog.select(F.col("item_raw").alias(S.Col.ITEM_ID)) if good_catalog is not None else None
+    if item_ids is None or cfg.missing_item_policy != "quarantine":
+        # Accepted items may be missing from this catalog: index them too (a pass over the events). Otherwise
+        # they are all in it, or (incremental) in the index already.
+        accepted_items = P.accepted(classified).select(F.col("item_raw").alias(S.Col.ITEM_ID))
+        item_ids = accepted_items if item_ids is None else item_ids.unionByName(accepted_items)
     item_index = extend_index(item_ids, _read_if_exists(store, Schema.ITEM_INDEX), S.Col.ITEM_ID,
                               S.Col.ITEM_IDX, spec.run_id, cfg.index_buckets)
     store.write(P.conform(item_index, S.ITEM_INDEX), Schema.ITEM_INDEX, mode="overwrite")
@@ -157,8 +185,7 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
 
     # Facts: one period's rows go to few tasks (few files per period).
     users_map = P.user_map(pseudonyms, store.read(Schema.USER_INDEX)).persist(StorageLevel.MEMORY_AND_DISK)
-    interactions = P.build_interactions(classified, users_map, store.read(Schema.ITEM_INDEX), spec.run_id,
-                                        spec.source, cfg.time_grain)
+    rows = P.fact_rows(classified, store.read(Schema.ITEM_INDEX), types, spec.run_id, spec.source, cfg.time_grain)
     ok = stats.get(None)
     periods = P.period_count(ok["first_ts"], ok["last_ts"], cfg.time_grain) if ok is not None else 1
     salt = P.salt_buckets(by_reason.get(None, 0), periods, cfg.target_file_rows)
@@ -169,14 +196,22 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
         table = store.read(Schema.INTERACTIONS)
         earlier = table.where(F.col(S.Col.RUN_ID) != spec.run_id).select(*keys)
         mine = table.where(F.col(S.Col.RUN_ID) == spec.run_id).select(*keys)
+        interactions = P.with_users(rows, users_map, broadcast=False)
         fresh = interactions.join(earlier, keys, "left_anti").join(mine, keys, "left_anti")
         store.write(P.write_layout(fresh, tasks, salt), Schema.INTERACTIONS, mode="append", partition_by=parts)
-    else:
-        store.write(P.write_layout(interactions, tasks, salt), Schema.INTERACTIONS, mode="overwrite",
+    elif _count(store, Schema.USER_INDEX) <= cfg.broadcast_user_map_max_users:  # the index bounds the map
+        laid_out = P.write_layout(rows, tasks, salt, user="user_raw")
+        store.write(P.with_users(laid_out, users_map, broadcast=True), Schema.INTERACTIONS, mode="overwrite",
                     partition_by=parts)
+    else:
+        store.write(P.write_layout(P.with_users(rows, users_map, broadcast=False), tasks, salt),
+                    Schema.INTERACTIONS, mode="overwrite", partition_by=parts)
 
     # Quarantine (this run's rows replace themselves; other runs of the same date are kept).
-    rejected = P.interaction_quarantine(classified, raw, key, spec.run_id, spec.run_date)
+    late = classified.where(F.col("reason").isin(*LATE_REASONS)).select(*EVENT_KEY, "tie", "reason")
+    recovered = (recover_raw(P.accepted(validated), late)
+                 if any(by_reason.get(r, 0) for r in LATE_REASONS) else None)  # a second read, only if needed
+    rejected = P.interaction_quarantine(classified, recovered, raw, key, spec.run_id, spec.run_date)
     attributes: DataFrame | None = None
     if users_raw is not None:
         attributes, user_rejects = P.user_table_rows(users_raw, key, cfg, spec.run_id, spec.run_date,
@@ -199,7 +234,7 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
         attributes = kept if attributes is None else attributes.unionByName(
             kept.join(attributes.select(S.Col.USER_ID), S.Col.USER_ID, "left_anti"))
     user_stats = (P.interaction_stats(store.read(Schema.INTERACTIONS)) if incremental
-                  else P.user_stats(classified, users_map))
+                  else P.user_stats(summary, users_map))
     store.write(P.build_users(user_stats, attributes), Schema.USERS, mode="overwrite")
 
     # Reconciliation (row counts from the Delta log statistics where the table holds only this run's rows).
@@ -208,12 +243,12 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     q_written = store.read(Schema.QUARANTINE).where(
         (F.col(S.Col.RUN_ID) == spec.run_id) & (F.col("entity") == R.ENTITY_INTERACTIONS)).count()
     accepted_rows = by_reason.get(None, 0)
-    within_dups = by_reason.get(DUPLICATE, 0)
-    q_counts = {k: v for k, v in by_reason.items() if k not in (None, DUPLICATE)}
+    within_dups = input_rows - sum(by_reason.values())
+    q_counts = {k: v for k, v in by_reason.items() if k is not None}
     quarantined_rows = sum(q_counts.values())
     duplicates = within_dups + (accepted_rows - written)  # + rows already loaded by earlier batches
     invariant_ok = (input_rows == written + quarantined_rows + duplicates
-                    and input_rows == sum(by_reason.values()) and q_written == quarantined_rows
+                    and input_rows == sum(copies.values()) and q_written == quarantined_rows
                     and (spec.mode == "incremental" or written == accepted_rows))
     row = {
         S.Col.RUN_ID: spec.run_id, S.Col.RUN_DATE: spec.run_date, "mode": spec.mode, S.Col.SOURCE: spec.source,
@@ -223,7 +258,7 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
         "users": _count(store, Schema.USER_INDEX), "items": _count(store, Schema.ITEM_INDEX),
         "invariant_ok": invariant_ok, "started_at": started, "duration_s": 0.0,
     }
-    for frame in (*cached, classified, pseudonyms, users_map):
+    for frame in (*cached, pseudonyms, users_map):
         frame.unpersist()
     row["duration_s"] = round(time.monotonic() - t0, 3)
     new_row = spark.createDataFrame([tuple(row[f.name] for f in S.ETL_RUNS.fields)], S.ETL_RUNS)
