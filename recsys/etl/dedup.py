@@ -22,7 +22,6 @@ from pyspark.sql import functions as F
 
 EVENT_KEY = ("user_raw", "item_raw", "ts")
 GROUP_KEY = (*EVENT_KEY, "reason", "source_file", "raw_parts")
-COLLAPSED_COLUMNS = (*GROUP_KEY, "rating", "weight", "event_code", "tie", "copies")
 
 
 def _types(event_types: Sequence[str]) -> Column:

@@ -25,8 +25,6 @@ from recsys.etl.settings import EtlConfig
 from recsys.etl.sources import RawInteractions
 
 NUMERIC_ID = "^[0-9]+$"
-VALIDATED_COLUMNS = ("source_file", "raw_parts", "user_raw", "item_raw", "ts", "event_date", "event_type",
-                     "rating", "weight", "reason")
 
 
 def parse_timestamp(raw: Column, ts_format: str) -> Column:
