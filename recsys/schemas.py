@@ -241,6 +241,13 @@ PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
     Tables.RECOMMENDATIONS: (Col.RUN_DATE,),
 }
 
+# Columns with about one value per row of a file (pseudonyms, per-user indexes, timestamps): written without
+# Parquet's dictionary encoding, which gains nothing on them and cost a quarter of the interactions write
+# (benchmarks/bench_etl.py).
+NO_DICTIONARY_COLUMNS: dict[str, tuple[str, ...]] = {
+    Tables.INTERACTIONS: (Col.USER_ID, Col.USER_IDX, Col.TS),
+}
+
 SCHEMAS: dict[str, T.StructType] = {
     Tables.INTERACTIONS: INTERACTIONS,
     Tables.ITEMS: ITEMS,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from urllib.parse import urlparse
 
+import pyarrow.parquet as pq
 import pytest
 from etl_helpers import KEY, run, write
 from pyspark.sql import SparkSession
@@ -163,3 +165,33 @@ def test_user_map_joined_before_or_after_the_layout_shuffle(spark: SparkSession,
         assert row["invariant_ok"] is True
         tables.append(sorted(tuple(r) for r in store.read("interactions").drop("run_id").collect()))
     assert tables[0] == tables[1] and len(tables[0]) == 4
+
+
+def test_bot_candidates_checked_per_day_without_k_core(spark: SparkSession, tmp_path: Path) -> None:
+    """Users with more events in all than the daily ceiling are checked day by day: only the one with too many
+    on one day is a bot. The interactions' per-row-unique columns are written without dictionary encoding."""
+    day = 86_400
+    lines = ["userId,movieId,rating,timestamp",
+             *[f"9,{i},4.0,{DAY + i}" for i in (1, 2, 3, 4)],          # 4 events in a day: bot
+             *[f"8,{i},4.0,{DAY + i * day}" for i in (1, 2, 3, 4)],    # 4 events on 4 days: a candidate only
+             f"7,1,4.0,{DAY}"]
+    src = tmp_path / "in"
+    write(src / "ratings.csv", "\n".join(lines) + "\n")
+    write(src / "movies.csv", MOVIES.replace("3,Untitled", "4,Four (1999),Drama\n3,Untitled"))
+    row, store = run(spark, tmp_path / "lh", src, overrides=("etl.bot_max_events_per_day=3",))
+    assert row["invariant_ok"] is True
+    assert row["quarantine_by_reason"] == {R.BOT_USER: 4}
+    assert (row["accepted"], row["users"]) == (5, 2)
+    users = {r[0] for r in store.read("interactions").select("user_id").distinct().collect()}
+    assert users == {pseudonym(KEY.encode(), "8"), pseudonym(KEY.encode(), "7")}
+    quarantined = store.read("quarantine").where(F.col("reason") == R.BOT_USER).select("raw_record").collect()
+    bot = pseudonym(KEY.encode(), "9")
+    assert sorted(r[0] for r in quarantined) == [f"{bot},{i},4.0,{DAY + i}" for i in (1, 2, 3, 4)]
+
+    encodings = {}
+    for uri in store.snapshot("interactions").files:
+        meta = pq.ParquetFile(urlparse(uri).path).metadata.row_group(0)
+        for i in range(meta.num_columns):
+            encodings.setdefault(meta.column(i).path_in_schema, set()).update(meta.column(i).encodings)
+    assert all("DICTIONARY" not in e for c in ("user_id", "user_idx", "ts") for e in encodings[c])
+    assert any("DICTIONARY" in e for e in encodings["item_id"])

@@ -42,3 +42,11 @@ def test_missing_java_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(spark_session.shutil, "which", lambda _: None)
     with pytest.raises(JavaNotFoundError, match="openjdk-17"):
         require_java()
+
+
+def test_session_conf_is_restored_after_the_block(spark: SparkSession) -> None:
+    key, unset = "spark.sql.shuffle.partitions", "spark.sql.inMemoryColumnarStorage.batchSize"
+    assert spark.conf.get(unset, None) is None
+    with spark_session.session_conf(spark, {key: "7", unset: "123"}):
+        assert (spark.conf.get(key), spark.conf.get(unset)) == ("7", "123")
+    assert (spark.conf.get(key), spark.conf.get(unset, None)) == ("2", None)

@@ -27,11 +27,25 @@ def _passing() -> Column:
     return F.when(F.col("reason").isNull(), F.lit(1))
 
 
-def bot_users(events: DataFrame, max_events_per_day: int) -> DataFrame:
+def bot_candidates(summary: DataFrame, max_events_per_day: int) -> DataFrame:
+    """``user_raw`` of the users who could be bots: more than ``max_events_per_day`` passing events in all.
+
+    Args:
+        summary: per (``user_raw``, ``reason``) ``events`` before this rule
+            (:func:`recsys.etl.pipeline.user_summary` of the collapsed events); small, partitioned by user.
+    """
+    return summary.where(F.col("reason").isNull() & (F.col("events") > F.lit(max_events_per_day))).select(
+        "user_raw")
+
+
+def bot_users(events: DataFrame, max_events_per_day: int, candidates: DataFrame) -> DataFrame:
     """``user_raw`` of users with more than ``max_events_per_day`` passing events (duplicates not counted) on
-    one day; partitioned like ``events`` (aggregated by user, no shuffle)."""
-    per_day = events.where(F.col("reason").isNull()).groupBy("user_raw", F.to_date("ts").alias("_day")).agg(
-        F.count(F.lit(1)).alias("_n"))
+    one day, among ``candidates`` (:func:`bot_candidates`: nobody else can be one); partitioned like
+    ``events``. The events of the candidates are found by a hash join partition by partition and aggregated by
+    user: no shuffle of the events, and the per-day aggregation only sees the candidates' events."""
+    passing = events.where(F.col("reason").isNull()).join(candidates.hint("shuffle_hash"), "user_raw",
+                                                          "left_semi")
+    per_day = passing.groupBy("user_raw", F.to_date("ts").alias("_day")).agg(F.count(F.lit(1)).alias("_n"))
     busiest = per_day.groupBy("user_raw").agg(F.max("_n").alias("_busiest"))
     return busiest.where(F.col("_busiest") > F.lit(max_events_per_day)).select("user_raw")
 

@@ -57,10 +57,11 @@ def collapse_interactions(validated: DataFrame, types: tuple[str, ...], partitio
     return collapse(by_user(narrow(validated, types), partitions))
 
 
-def classify(events: DataFrame, bots: DataFrame, cfg: EtlConfig) -> DataFrame:
+def classify(events: DataFrame, bots: DataFrame | None, cfg: EtlConfig) -> DataFrame:
     """Collapsed events with the rules that need aggregates: bots (``bots`` from
-    :func:`recsys.etl.activity.bot_users`), then the k-core filter."""
-    frame = mark_bots(events, bots)
+    :func:`recsys.etl.activity.bot_users`; None: nobody can be one), then the k-core filter. ``events``
+    itself when neither rule can reject anything."""
+    frame = events if bots is None else mark_bots(events, bots)
     return mark_k_core(frame, cfg.kcore.min_user_interactions, cfg.kcore.min_item_interactions,
                        cfg.kcore.max_iterations)
 
@@ -110,21 +111,16 @@ def user_map(pseudonyms: DataFrame, user_index: DataFrame) -> DataFrame:
     return pseudonyms.join(user_index.select(S.Col.USER_ID, S.Col.USER_IDX), S.Col.USER_ID)
 
 
-def fact_rows(classified: DataFrame, item_index: DataFrame, types: tuple[str, ...], run_id: str, source: str,
-              grain: str) -> DataFrame:
-    """Accepted events with their item index (a small dimension: broadcast) and every ``interactions`` column
-    but the user's, which :func:`with_users` adds (``user_raw`` in their place)."""
-    items = item_index.select(F.col(S.Col.ITEM_ID).alias("item_raw"), S.Col.ITEM_IDX)
-    rows = accepted(classified).join(F.broadcast(items), "item_raw")
-    return rows.select(
-        "user_raw", S.Col.ITEM_IDX, F.col("item_raw").alias(S.Col.ITEM_ID), S.Col.TS,
-        F.to_date(S.Col.TS).alias(S.Col.EVENT_DATE), event_type(F.col("event_code"), types).alias(S.Col.EVENT_TYPE),
-        S.Col.WEIGHT, S.Col.RATING, F.lit(source).alias(S.Col.SOURCE), F.lit(run_id).alias(S.Col.RUN_ID),
-        event_period(F.col(S.Col.TS), grain).alias(S.Col.EVENT_PERIOD))
+def fact_rows(classified: DataFrame, grain: str) -> DataFrame:
+    """Accepted events with the only columns the interactions write shuffles: ``user_raw, item_raw, ts,
+    weight, rating, event_code, event_period``. :func:`with_users` and :func:`interaction_rows` add the rest
+    (constants and columns derived from these cost nothing to add after the shuffle)."""
+    return accepted(classified).select("user_raw", "item_raw", S.Col.TS, S.Col.WEIGHT, S.Col.RATING, "event_code",
+                                       event_period(F.col(S.Col.TS), grain).alias(S.Col.EVENT_PERIOD))
 
 
 def with_users(rows: DataFrame, users: DataFrame, broadcast: bool) -> DataFrame:
-    """:func:`fact_rows` joined to the user map (see :func:`user_map`), in the ``interactions`` schema.
+    """``rows`` with ``user_raw`` replaced by the user map's ``user_id, user_idx`` (see :func:`user_map`).
 
     Args:
         broadcast: False: a hash join built on the user map, partition by partition (``rows`` are still
@@ -132,8 +128,20 @@ def with_users(rows: DataFrame, users: DataFrame, broadcast: bool) -> DataFrame:
             broadcast). True: the user map is broadcast, whatever the partitioning of ``rows`` (after
             :func:`write_layout`, which then shuffles no pseudonyms).
     """
-    return conform(rows.join(F.broadcast(users) if broadcast else users.hint("shuffle_hash"), "user_raw"),
-                   S.INTERACTIONS)
+    joined = rows.join(F.broadcast(users) if broadcast else users.hint("shuffle_hash"), "user_raw")
+    return joined.drop("user_raw")
+
+
+def interaction_rows(rows: DataFrame, item_index: DataFrame, types: tuple[str, ...], run_id: str,
+                     source: str) -> DataFrame:
+    """:func:`fact_rows` that went through :func:`with_users`, in the ``interactions`` schema: the item index
+    (a small dimension: broadcast), event date and type, source and run id."""
+    items = item_index.select(F.col(S.Col.ITEM_ID).alias("item_raw"), S.Col.ITEM_IDX)
+    joined = rows.join(F.broadcast(items), "item_raw")
+    return conform(joined.select(
+        "*", F.col("item_raw").alias(S.Col.ITEM_ID), F.to_date(S.Col.TS).alias(S.Col.EVENT_DATE),
+        event_type(F.col("event_code"), types).alias(S.Col.EVENT_TYPE), F.lit(source).alias(S.Col.SOURCE),
+        F.lit(run_id).alias(S.Col.RUN_ID)), S.INTERACTIONS)
 
 
 def period_count(first: dt.datetime, last: dt.datetime, grain: str) -> int:
@@ -175,19 +183,22 @@ def quarantine_rows(frame: DataFrame, entity: str, raw_record: Column, run_id: s
     return conform(out, S.QUARANTINE)
 
 
-def interaction_quarantine(classified: DataFrame, recovered: DataFrame | None, raw: RawInteractions, key: bytes,
-                           run_id: str, run_date: dt.date) -> DataFrame:
+def interaction_quarantine(classified: DataFrame, row_rejects: bool, recovered: DataFrame | None,
+                           raw: RawInteractions, key: bytes, run_id: str, run_date: dt.date) -> DataFrame:
     """Rejected interactions, one row per input row; the user field of each raw record is replaced by its
     pseudonym.
 
     Args:
         classified: rows failing a row rule still have their raw record (``raw_parts``); each is repeated
             ``copies`` times.
+        row_rejects: whether any row failed a row rule (known from the counts); if not, ``classified`` is not
+            scanned.
         recovered: events rejected by a later rule, with their raw record read again
             (:func:`recsys.etl.dedup.recover_raw`), or None when there are none.
     """
     columns = ("user_raw", "source_file", "reason", "raw_parts")
-    rows = expand_copies(classified.where(F.col("reason").isNotNull() & F.col("raw_parts").isNotNull()))
+    failing = F.col("reason").isNotNull() & F.col("raw_parts").isNotNull() if row_rejects else F.lit(False)
+    rows = expand_copies(classified.where(failing))  # where(false): an empty relation, no scan
     rows = rows.select(*columns)
     if recovered is not None:
         rows = rows.unionByName(recovered.select(*columns))

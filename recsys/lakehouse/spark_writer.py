@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -28,6 +27,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from recsys.lakehouse.file_stats import stats_json_from_footer
 from recsys.lakehouse.file_writer import HIVE_NULL, PartitionOutsideReplaceError, write_dir
+from recsys.spark_session import session_conf
 
 _FOOTER_READERS = 16
 _CONCURRENT_PARTITION_WRITERS = 8  # footers are small; on object stores reading them is latency-bound, so in parallel
@@ -41,21 +41,7 @@ class SparkWriteSpec:
     max_rows_per_file: int
     row_group_bytes: int
     allowed_partitions: Mapping[str, str | None] | None = None  # replace_partitions: the only values allowed
-
-
-@contextmanager
-def _session_conf(spark: SparkSession, settings: Mapping[str, str]) -> Iterator[None]:
-    previous = {key: spark.conf.get(key, None) for key in settings}
-    for key, value in settings.items():
-        spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        for key, old in previous.items():
-            if old is None:
-                spark.conf.unset(key)
-            else:
-                spark.conf.set(key, old)
+    no_dictionary: tuple[str, ...] = ()  # columns written without dictionary encoding
 
 
 def _is_local(uri: str) -> bool:
@@ -82,6 +68,8 @@ def write_files(spark: SparkSession, df: DataFrame, spec: SparkWriteSpec) -> lis
         # no .crc side files next to each data file (vacuum would never remove them)
         writer = (writer.option("fs.file.impl", "org.apache.hadoop.fs.RawLocalFileSystem")
                   .option("fs.file.impl.disable.cache", "true"))
+    for column in spec.no_dictionary:
+        writer = writer.option(f"parquet.enable.dictionary#{column}", "false")
     if spec.partition_columns:
         writer = writer.partitionBy(*spec.partition_columns)
     filesystem, base = pafs.FileSystem.from_uri(spec.table_uri if "://" in spec.table_uri
@@ -94,7 +82,7 @@ def write_files(spark: SparkSession, df: DataFrame, spec: SparkWriteSpec) -> lis
             # (it falls back to sorting the rest beyond that): no sort for callers that already gathered each
             # partition's rows into few tasks (e.g. the ETL's write layout)
             settings["spark.sql.maxConcurrentOutputFileWriters"] = str(_CONCURRENT_PARTITION_WRITERS)
-        with _session_conf(spark, settings):
+        with session_conf(spark, settings):
             writer.parquet(out)
         files = describe_files(filesystem, base.rstrip("/"), rel_dir, spec.partition_columns)
         if spec.allowed_partitions is not None:

@@ -166,6 +166,7 @@ class TableStore:
         partition_by: Sequence[str] = (),
         replace_partitions: Mapping[str, Any] | None = None,
         row_group_rows: int | None = None,
+        no_dictionary: Sequence[str] = (),
     ) -> int:
         """Write ``df`` as table ``name`` and return the committed version.
 
@@ -178,6 +179,9 @@ class TableStore:
             row_group_rows: exact Parquet row-group size in rows, for tables fed to Petastorm (which shards by row
                 group). Without it, Spark's Parquet writer sizes row groups in bytes
                 (``storage.row_group_bytes``), which is the fast path: rows never leave the JVM.
+            no_dictionary: columns written without Parquet dictionary encoding (about one value per row:
+                the attempt only costs time). Applied by Spark's writer (the default path); the other writers
+                keep their defaults.
 
         Raises:
             TableExistsError, SchemaMismatchError, ConcurrentWriteError.
@@ -203,7 +207,7 @@ class TableStore:
         if self.backend == "delta-spark":
             return self._write_native(df, uri, mode, partition_by, replace_partitions)
         return self._write_delta_rs(df, name, uri, schema, read_table, mode, partition_by, replace_partitions,
-                                    row_group_rows)
+                                    row_group_rows, tuple(no_dictionary))
 
     def _conform(self, df: DataFrame, name: str, table: Any, partition_by: tuple[str, ...]) -> DataFrame:
         """Check ``df`` against the existing table (names, types, partitioning); order its columns."""
@@ -227,6 +231,7 @@ class TableStore:
     def _write_delta_rs(
         self, df: DataFrame, name: str, uri: str, schema: T.StructType, read_table: Any, mode: str,
         partition_by: tuple[str, ...], replace_partitions: Mapping[str, Any] | None, row_group_rows: int | None,
+        no_dictionary: tuple[str, ...] = (),
     ) -> int:
         allowed = None
         filters = None
@@ -237,7 +242,7 @@ class TableStore:
             files = spark_writer.write_files(self.spark, df, spark_writer.SparkWriteSpec(
                 table_uri=uri, partition_columns=partition_by, compression=self.storage.compression,
                 max_rows_per_file=self.storage.max_rows_per_file, row_group_bytes=self.storage.row_group_bytes,
-                allowed_partitions=allowed,
+                allowed_partitions=allowed, no_dictionary=no_dictionary,
             ))
         else:
             files = self._write_exact_row_groups(df, uri, schema, partition_by, allowed, row_group_rows)
