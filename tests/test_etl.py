@@ -188,7 +188,7 @@ def test_bot_candidates_checked_per_day_without_k_core(spark: SparkSession, tmp_
     bot = pseudonym(KEY.encode(), "9")
     assert sorted(r[0] for r in quarantined) == [f"{bot},{i},4.0,{DAY + i}" for i in (1, 2, 3, 4)]
 
-    encodings = {}
+    encodings: dict[str, set[str]] = {}
     for uri in store.snapshot("interactions").files:
         meta = pq.ParquetFile(urlparse(uri).path).metadata.row_group(0)
         for i in range(meta.num_columns):
