@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from recsys.etl import pipeline as P
 from recsys.etl import reasons as R
 from recsys.etl.pseudonymize import pseudonym
+from recsys.etl.rules import NUMERIC_ID, normalize_id
 
 MOVIES = 'movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n2,"Heat, The (1995)",Action|Crime\n' \
          "3,Untitled,(no genres listed)\n,No Id (1999),Drama\n"
@@ -195,3 +196,10 @@ def test_bot_candidates_checked_per_day_without_k_core(spark: SparkSession, tmp_
             encodings.setdefault(meta.column(i).path_in_schema, set()).update(meta.column(i).encodings)
     assert all("DICTIONARY" not in e for c in ("user_id", "user_idx", "ts") for e in encodings[c])
     assert any("DICTIONARY" in e for e in encodings["item_id"])
+
+
+def test_numeric_ids_lose_leading_zeros(spark: SparkSession) -> None:
+    frame = spark.createDataFrame([("007",), ("0",), ("000",), ("70",), ("",), (None,)], "id string")
+    got = [r[0] for r in frame.select(normalize_id(F.col("id"), NUMERIC_ID)).collect()]
+    assert got == ["7", "0", "0", "70", "", None]
+    assert [r[0] for r in frame.select(normalize_id(F.col("id"), "^.+$")).collect()][:2] == ["007", "0"]

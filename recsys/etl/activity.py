@@ -2,8 +2,10 @@
 
 Each function only changes ``reason`` of rows that still pass (reason null); no actions. Bots are found by
 aggregates over the collapsed events (see :mod:`recsys.etl.dedup`), which are partitioned by user: neither
-the aggregates nor the join back shuffle or sort the events. The catalog is a small dimension that is
-broadcast. The k-core rule (off by default) uses windows by user and by item.
+the aggregates nor the join back shuffle or sort the events. Only users with more events in all than the
+daily ceiling can be bots (:func:`bot_candidates`, from the per-user summary the job computes anyway); the
+per-day count only looks at theirs, and the job skips the rule when there are none. The catalog is a small
+dimension that is broadcast. The k-core rule (off by default) uses windows by user and by item.
 
 Rows rejected here (:data:`LATE_REASONS`) no longer carry their raw record: the job recovers it for the
 quarantine table with :func:`recsys.etl.dedup.recover_raw`.

@@ -111,12 +111,11 @@ def user_map(pseudonyms: DataFrame, user_index: DataFrame) -> DataFrame:
     return pseudonyms.join(user_index.select(S.Col.USER_ID, S.Col.USER_IDX), S.Col.USER_ID)
 
 
-def fact_rows(classified: DataFrame, grain: str) -> DataFrame:
+def fact_rows(classified: DataFrame) -> DataFrame:
     """Accepted events with the only columns the interactions write shuffles: ``user_raw, item_raw, ts,
-    weight, rating, event_code, event_period``. :func:`with_users` and :func:`interaction_rows` add the rest
-    (constants and columns derived from these cost nothing to add after the shuffle)."""
-    return accepted(classified).select("user_raw", "item_raw", S.Col.TS, S.Col.WEIGHT, S.Col.RATING, "event_code",
-                                       event_period(F.col(S.Col.TS), grain).alias(S.Col.EVENT_PERIOD))
+    weight, rating, event_code``. :func:`with_users` and :func:`interaction_rows` add the rest (constants and
+    columns derived from these cost nothing to add after the shuffle)."""
+    return accepted(classified).select("user_raw", "item_raw", S.Col.TS, S.Col.WEIGHT, S.Col.RATING, "event_code")
 
 
 def with_users(rows: DataFrame, users: DataFrame, broadcast: bool) -> DataFrame:
@@ -133,15 +132,16 @@ def with_users(rows: DataFrame, users: DataFrame, broadcast: bool) -> DataFrame:
 
 
 def interaction_rows(rows: DataFrame, item_index: DataFrame, types: tuple[str, ...], run_id: str,
-                     source: str) -> DataFrame:
+                     source: str, grain: str) -> DataFrame:
     """:func:`fact_rows` that went through :func:`with_users`, in the ``interactions`` schema: the item index
-    (a small dimension: broadcast), event date and type, source and run id."""
+    (a small dimension: broadcast), event date, period (by ``grain``) and type, source and run id."""
     items = item_index.select(F.col(S.Col.ITEM_ID).alias("item_raw"), S.Col.ITEM_IDX)
     joined = rows.join(F.broadcast(items), "item_raw")
     return conform(joined.select(
         "*", F.col("item_raw").alias(S.Col.ITEM_ID), F.to_date(S.Col.TS).alias(S.Col.EVENT_DATE),
         event_type(F.col("event_code"), types).alias(S.Col.EVENT_TYPE), F.lit(source).alias(S.Col.SOURCE),
-        F.lit(run_id).alias(S.Col.RUN_ID)), S.INTERACTIONS)
+        F.lit(run_id).alias(S.Col.RUN_ID), event_period(F.col(S.Col.TS), grain).alias(S.Col.EVENT_PERIOD)),
+        S.INTERACTIONS)
 
 
 def period_count(first: dt.datetime, last: dt.datetime, grain: str) -> int:
@@ -166,12 +166,14 @@ def salt_buckets(rows: int, periods: int, target_file_rows: int, limit: int = 10
     return int(min(limit, max(1, -(-per_period // max(1, target_file_rows)))))
 
 
-def write_layout(interactions: DataFrame, partitions: int, salt: int, user: str = S.Col.USER_IDX) -> DataFrame:
-    """Rows of one ``event_period`` together in few tasks before the partitioned write, so a period gets at
-    most ``salt`` files instead of one per upstream task; big periods are spread by a hash of the ``user``
-    column."""
+def write_layout(interactions: DataFrame, partitions: int, salt: int, grain: str,
+                 user: str = S.Col.USER_IDX) -> DataFrame:
+    """Rows of one ``event_period`` (of ``ts`` by ``grain``) together in few tasks before the partitioned
+    write, so a period gets at most ``salt`` files instead of one per upstream task; big periods are spread by
+    a hash of the ``user`` column. The period is hashed, not added as a column (it is added after the
+    shuffle)."""
     salt_col = F.pmod(F.xxhash64(user), F.lit(max(1, salt)))
-    return interactions.repartition(max(1, partitions), S.Col.EVENT_PERIOD, salt_col)
+    return interactions.repartition(max(1, partitions), event_period(F.col(S.Col.TS), grain), salt_col)
 
 
 def quarantine_rows(frame: DataFrame, entity: str, raw_record: Column, run_id: str, run_date: dt.date,

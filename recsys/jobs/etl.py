@@ -6,9 +6,11 @@ tables as written; the job checks ``input rows = accepted + quarantined + duplic
 result (``invariant_ok``). No data is collected to the driver.
 
 The input is read once: the collapsed frame (:func:`recsys.etl.pipeline.collapse_interactions`, one row per
-event, partitioned by user) is cached, and input rows are the sum of its ``copies`` (no row-level filter or
-row-multiplying join precedes it). Only when a bot or k-core rule rejects events is the input read a second
-time, for their raw records.
+event, partitioned by user) is cached on the executors' local disks, and input rows are the sum of its
+``copies`` (no row-level filter or row-multiplying join precedes it). Each later pass over it reads it whole,
+so there are as few as the rules allow: the per-user summary, the interactions write, and only when they can
+reject something the bot rule, the k-core rule and the quarantine of failing rows. Only when a bot or k-core
+rule rejects events is the input read a second time, for their raw records.
 """
 
 from __future__ import annotations
@@ -208,10 +210,11 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
 
     # Facts: one period's rows go to few tasks (few files per period).
     users_map = P.user_map(pseudonyms, store.read(Schema.USER_INDEX)).persist(StorageLevel.MEMORY_AND_DISK)
-    rows = P.fact_rows(classified, cfg.time_grain)
+    rows = P.fact_rows(classified)
     item_index = store.read(Schema.ITEM_INDEX)
+    grain = cfg.time_grain
     ok = stats.get(None)
-    periods = P.period_count(ok["first_ts"], ok["last_ts"], cfg.time_grain) if ok is not None else 1
+    periods = P.period_count(ok["first_ts"], ok["last_ts"], grain) if ok is not None else 1
     salt = P.salt_buckets(by_reason.get(None, 0), periods, cfg.target_file_rows)
     parts = list(S.PARTITION_COLUMNS[Schema.INTERACTIONS])
     plain = S.NO_DICTIONARY_COLUMNS[Schema.INTERACTIONS]
@@ -222,16 +225,17 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
         earlier = table.where(F.col(S.Col.RUN_ID) != spec.run_id).select(*keys)
         mine = table.where(F.col(S.Col.RUN_ID) == spec.run_id).select(*keys)
         interactions = P.interaction_rows(P.with_users(rows, users_map, broadcast=False), item_index, types,
-                                          spec.run_id, spec.source)
+                                          spec.run_id, spec.source, grain)
         fresh = interactions.join(earlier, keys, "left_anti").join(mine, keys, "left_anti")
-        store.write(P.write_layout(fresh, tasks, salt), Schema.INTERACTIONS, mode="append", partition_by=parts,
+        store.write(P.write_layout(fresh, tasks, salt, grain), Schema.INTERACTIONS, mode="append", partition_by=parts,
                     no_dictionary=plain)
     else:
         if accepted_users <= cfg.broadcast_user_map_max_users:  # the user map has one row per accepted user
-            laid_out = P.with_users(P.write_layout(rows, tasks, salt, user="user_raw"), users_map, broadcast=True)
+            laid_out = P.with_users(P.write_layout(rows, tasks, salt, grain, user="user_raw"), users_map,
+                                    broadcast=True)
         else:
-            laid_out = P.write_layout(P.with_users(rows, users_map, broadcast=False), tasks, salt)
-        store.write(P.interaction_rows(laid_out, item_index, types, spec.run_id, spec.source),
+            laid_out = P.write_layout(P.with_users(rows, users_map, broadcast=False), tasks, salt, grain)
+        store.write(P.interaction_rows(laid_out, item_index, types, spec.run_id, spec.source, grain),
                     Schema.INTERACTIONS, mode="overwrite", partition_by=parts, no_dictionary=plain)
 
     # Quarantine (this run's rows replace themselves; other runs of the same date are kept).
