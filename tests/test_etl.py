@@ -203,3 +203,15 @@ def test_numeric_ids_lose_leading_zeros(spark: SparkSession) -> None:
     got = [r[0] for r in frame.select(normalize_id(F.col("id"), NUMERIC_ID)).collect()]
     assert got == ["7", "0", "0", "70", "", None]
     assert [r[0] for r in frame.select(normalize_id(F.col("id"), "^.+$")).collect()][:2] == ["007", "0"]
+
+
+@pytest.mark.parametrize("grain", ["year", "month", "day"])
+def test_period_key_has_one_value_per_event_period(spark: SparkSession, grain: str) -> None:
+    stamps = [dt.datetime(2000, 1, 1), dt.datetime(2000, 1, 31, 23, 59), dt.datetime(2000, 2, 1),
+              dt.datetime(2000, 12, 31, 12), dt.datetime(2001, 1, 1), dt.datetime(2001, 2, 1, 0, 0, 1)]
+    frame = spark.createDataFrame([(t,) for t in stamps], "ts timestamp")
+    pairs = frame.select(P.period_key(F.col("ts"), grain).alias("k"), P.event_period(F.col("ts"), grain).alias("p"))
+    got = {(r.k, r.p) for r in pairs.collect()}
+    assert len({k for k, _ in got}) == len({p for _, p in got}) == len(got)
+    with pytest.raises(ValueError, match="time_grain"):
+        P.period_key(F.col("ts"), "week")
