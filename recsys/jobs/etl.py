@@ -167,7 +167,7 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     validated = P.validated_interactions(raw, catalog_ids, cfg, spec.run_date)
     types = P.event_types(raw, cfg)
     events = _materialize_on_disk(P.collapse_interactions(validated, types, tasks))
-    # users x reasons: counts, pseudonyms, user stats. Each pass over the (spilled) events cache costs as much
+    # users x reasons: counts, pseudonyms, user stats. Each pass over the on-disk events cache costs as much
     # as reading it all, so the rules below only add passes when they can reject something.
     summary = _materialize(P.user_summary(events))
     cached += [events, summary]
