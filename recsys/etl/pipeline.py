@@ -74,8 +74,9 @@ def user_summary(classified: DataFrame) -> DataFrame:
     """One row per (``user_raw``, ``reason``): ``events`` (collapsed rows), ``copies`` (input rows),
     ``first_ts``, ``last_ts``.
 
-    Aggregated by user, the classified frame's partitioning (no shuffle of the events); small (users x
-    reasons), so the job caches it and takes its counts, pseudonyms and user statistics from it.
+    Aggregated by user, the collapsed events' partitioning (no shuffle of the events); small (users x
+    reasons), so the job caches it and takes its counts, bot candidates, pseudonyms and user statistics from
+    it.
     """
     return classified.groupBy("user_raw", "reason").agg(
         F.count(F.lit(1)).alias("events"), F.sum("copies").alias("copies"), F.min(S.Col.TS).alias("first_ts"),
@@ -166,7 +167,7 @@ def period_count(first: dt.datetime, last: dt.datetime, grain: str) -> int:
 
 def task_count(input_bytes: int, mb_per_task: int, minimum: int) -> int:
     """Partitions for the per-user pass and the write: about ``mb_per_task`` MiB of input each (so one task's
-    sort fits in its share of memory), at least ``minimum`` (``spark.sql.shuffle.partitions``)."""
+    hash aggregation fits in its share of memory), at least ``minimum`` (``spark.sql.shuffle.partitions``)."""
     per_task = max(1, mb_per_task) * 1024 * 1024
     return max(1, minimum, -(-input_bytes // per_task))
 

@@ -88,7 +88,7 @@ class EtlConfig:
     # hash of the user); smaller periods get one file each.
     target_file_rows: int = 1_000_000
     # MiB of input per task of the per-user pass and of the interactions write (at least
-    # spark.sql.shuffle.partitions tasks): small enough that a task's sort fits in memory.
+    # spark.sql.shuffle.partitions tasks): small enough that a task's hash aggregation fits in memory.
     input_mb_per_task: int = 8
     # User maps (about 100 bytes a user) up to this many users are broadcast to the interactions write after
     # its layout shuffle, which then carries no 64-character pseudonyms; bigger ones are joined before it,
