@@ -1,8 +1,10 @@
 """Delta per-file statistics (``numRecords``, ``minValues``, ``maxValues``, ``nullCount``) for data files.
 
 Two sources: Arrow data as it is written (:class:`StatsAccumulator`) and a finished file's Parquet footer
-(:func:`stats_json_from_footer`). Both record min/max only for flat numeric, string, date and timestamp
-columns, and only when every value is representable (no NaN, strings up to 32 characters).
+(:func:`stats_json_from_footer`). Both record statistics only for flat numeric, string, date and timestamp
+columns (Delta's nested-column statistics are optional: none are recorded), and min/max only when every value
+is representable (no NaN, strings up to 32 characters). Timestamps without a time zone (``timestamp_ntz``)
+are recorded as their wall-clock time, not shifted by the writer's local zone.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def stat_value_of(value: Any, upper: bool) -> Any:
         if upper and micro % 1000:  # stats have millisecond precision: round the max up, the min down
             value = value + dt.timedelta(microseconds=1000 - micro % 1000)
         value = value.replace(microsecond=(value.microsecond // 1000) * 1000)
+        if value.tzinfo is None:  # timestamp_ntz: a wall-clock time, not one in this process's zone
+            value = value.replace(tzinfo=dt.timezone.utc)
         return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     if isinstance(value, dt.date):
         return value.isoformat()
@@ -55,7 +59,6 @@ class StatsAccumulator:
             if pa.types.is_integer(f.type) or pa.types.is_floating(f.type) or pa.types.is_string(f.type)
             or pa.types.is_date(f.type) or pa.types.is_timestamp(f.type)
         ]
-        self.nested = [f.name for f in schema if f.name not in self.columns]
         self.rows = 0
         self.mins: dict[str, Any] = {}
         self.maxs: dict[str, Any] = {}
@@ -64,12 +67,19 @@ class StatsAccumulator:
 
     def add(self, table: pa.Table) -> None:
         self.rows += table.num_rows
-        for name in self.columns + self.nested:
+        for name in self.columns:
             self.nulls[name] = self.nulls.get(name, 0) + table.column(name).null_count
         for name in self.columns:
             if name in self.unusable:
                 continue
-            mm = pc.min_max(table.column(name))
+            column = table.column(name)
+            if pa.types.is_floating(column.type) and pc.any(pc.is_nan(column)).as_py():
+                # min_max skips NaN, but NaN sorts above every number in Spark: no bounds are safe
+                self.unusable.add(name)
+                self.mins.pop(name, None)
+                self.maxs.pop(name, None)
+                continue
+            mm = pc.min_max(column)
             lo, hi = stat_value(mm["min"], upper=False), stat_value(mm["max"], upper=True)
             if (lo is None or hi is None) and mm["min"].is_valid:
                 self.unusable.add(name)

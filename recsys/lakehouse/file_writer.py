@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,6 +28,7 @@ from pyarrow import fs as pafs
 from pyspark.sql import types as T
 
 from recsys.lakehouse.file_stats import StatsAccumulator
+from recsys.lakehouse.partition_paths import HIVE_NULL, hive_escape
 
 # One row per written file, returned from the executors to the driver.
 FILE_METADATA_SCHEMA = T.StructType([
@@ -40,7 +40,6 @@ FILE_METADATA_SCHEMA = T.StructType([
     T.StructField("modification_time", T.LongType(), False),
 ])
 
-HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 WRITE_DIR_PREFIX = "w-"
 _KEY_SEPARATOR = "\x1f"
 _NULL_KEY = "\x00"
@@ -66,8 +65,11 @@ class WriteSpec:
 
 
 def render_partition_value(value: Any) -> str | None:
-    """A partition value as the Delta protocol serialises it in ``partitionValues``."""
-    if value is None:
+    """A partition value as the Delta protocol serialises it in ``partitionValues``.
+
+    An empty string is null, as in Spark's writer (which cannot name a directory ``col=``).
+    """
+    if value is None or value == "":
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -76,10 +78,6 @@ def render_partition_value(value: Any) -> str | None:
     if isinstance(value, dt.date):
         return value.isoformat()
     return str(value)
-
-
-def _hive_escape(text: str) -> str:
-    return quote(text, safe=" !$&'()*+,;@[]^`{}~-._")
 
 
 def write_dir(write_id: str) -> str:
@@ -92,7 +90,7 @@ def write_dir(write_id: str) -> str:
 
 
 def partition_dir(values: Mapping[str, str | None]) -> str:
-    return "/".join(f"{k}={HIVE_NULL if v is None else _hive_escape(v)}" for k, v in values.items())
+    return "/".join(f"{k}={HIVE_NULL if v is None else hive_escape(v)}" for k, v in values.items())
 
 
 class _FileRoller:

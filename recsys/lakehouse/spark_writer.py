@@ -19,14 +19,14 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 from pyspark.sql import DataFrame, SparkSession
 
 from recsys.lakehouse.file_stats import stats_json_from_footer
-from recsys.lakehouse.file_writer import HIVE_NULL, PartitionOutsideReplaceError, write_dir
+from recsys.lakehouse.file_writer import PartitionOutsideReplaceError, write_dir
+from recsys.lakehouse.partition_paths import HIVE_NULL, hive_unescape
 from recsys.spark_session import session_conf
 
 _FOOTER_READERS = 16
@@ -106,13 +106,12 @@ def _remove_dir(filesystem: pafs.FileSystem, path: str) -> None:
 
 
 def _partition_values(rel_path: str, partition_columns: Sequence[str]) -> dict[str, str | None]:
-    """Partition values from Spark's ``col=value`` directories (escaped like Hive) as Delta strings."""
+    """Partition values from Spark's ``col=value`` directories, read back as Spark reads them."""
     found: dict[str, str | None] = {}
     for part in rel_path.split("/")[1:-1]:
         key, sep, value = part.partition("=")
         if sep and key in partition_columns:
-            text = unquote(value)
-            found[key] = None if text == HIVE_NULL else text
+            found[key] = None if value == HIVE_NULL else hive_unescape(value)
     missing = [c for c in partition_columns if c not in found]
     if missing:
         raise RuntimeError(f"written file {rel_path} has no directory for partition column(s) {missing}")

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
@@ -37,6 +38,7 @@ from recsys.lakehouse.file_writer import (
     make_partition_writer,
     render_partition_value,
 )
+from recsys.lakehouse.partition_paths import discovered_as_logged, spark_path
 from recsys.spark_session import delta_spark_available
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,29 @@ def describe_schema_difference(expected: T.StructType, actual: T.StructType) -> 
     if changed := [f"{c}: table {exp[c]} vs write {act[c]}" for c in exp if c in act and exp[c] != act[c]]:
         parts.append("type changes " + "; ".join(changed))
     return ", ".join(parts) or "column order differs"
+
+
+# Partition column types whose values have one spelling in the log, in Spark's directories and in a filter:
+# only these can be replaced by value. (A timestamp is written "...00:00" by one writer and "...00:00.000000"
+# by another; a double "1e+20" or "1.0E20".)
+_REPLACEABLE_TYPES = (T.StringType, T.DateType, T.ByteType, T.ShortType, T.IntegerType, T.LongType,
+                      T.BooleanType)
+
+
+def _check_replaceable(replace_partitions: Mapping[str, Any], schema: T.StructType) -> None:
+    """Refuse, before anything is written, a partition replace this layer cannot do exactly."""
+    for column, value in replace_partitions.items():
+        data_type = schema[column].dataType
+        if not isinstance(data_type, _REPLACEABLE_TYPES):
+            raise ValueError(
+                f"replace_partitions on {column!r} ({data_type.simpleString()}): only string, date, integer and "
+                "boolean partition columns can be replaced by value; partition by a date or string column instead"
+            )
+        if value is None or value == "":
+            raise ValueError(
+                f"replace_partitions cannot replace the null partition of {column!r} (an empty string is null "
+                "too): give a value, or rewrite the table with mode='overwrite'"
+            )
 
 
 class TableStore:
@@ -135,22 +160,49 @@ class TableStore:
         writers' (``optimize``, delta-spark) directly under the table: each such root is read as one scan
         (with Spark's partition discovery and pruning) and the scans are unioned. A table that was overwritten
         has one; appends and partition replaces add one each until ``recsys table optimize`` compacts them.
+
+        The values are the log's (``partitionValues``), not the directory names: where Spark would read a
+        directory name differently (a writer that escapes other characters than Spark does, an empty string),
+        the files are read per partition value instead, with the log's values as columns.
         """
         if not snap.files:
             return self.spark.createDataFrame([], snap.schema)
         columns = [f.name for f in snap.schema.fields]
+        paths = [spark_path(uri) for uri in snap.files]  # the log's paths are URI-encoded; Spark's are not
         if not snap.partition_columns:
-            return self.spark.read.schema(snap.schema).parquet(*snap.files).select(*columns)
-        base = snap.uri.rstrip("/")
+            return self.spark.read.schema(snap.schema).parquet(*paths).select(*columns)
+        types = {f.name: f.dataType for f in snap.schema.fields}
+        if not all(discovered_as_logged(path, values, types)
+                   for path, values in zip(paths, snap.partition_values, strict=True)):
+            return self._read_by_partition_value(snap, paths)
+        base = spark_path(snap.uri).rstrip("/")
         roots: dict[str, list[str]] = {}
-        for uri in snap.files:
-            top = uri[len(base) + 1:].split("/", 1)[0] if uri.startswith(base + "/") else ""
+        for path in paths:
+            top = path[len(base) + 1:].split("/", 1)[0] if path.startswith(base + "/") else ""
             root = f"{base}/{top}" if top.startswith(WRITE_DIR_PREFIX) and "=" not in top else base
-            roots.setdefault(root, []).append(uri)
+            roots.setdefault(root, []).append(path)
         frames = [
             self.spark.read.schema(snap.schema).option("basePath", root).parquet(*files).select(*columns)
             for root, files in sorted(roots.items())
         ]
+        return functools.reduce(DataFrame.union, frames)
+
+    def _read_by_partition_value(self, snap: Snapshot, paths: Sequence[str]) -> DataFrame:
+        """One scan per distinct partition value, its values added as typed literals (no path inference)."""
+        data_schema = T.StructType([f for f in snap.schema.fields if f.name not in snap.partition_columns])
+        groups: dict[tuple[str | None, ...], list[str]] = {}
+        for path, values in zip(paths, snap.partition_values, strict=True):
+            key = tuple(values.get(c) or None for c in snap.partition_columns)  # "" is null, as Spark writes it
+            groups.setdefault(key, []).append(path)
+        log.info("table %s: partition directories Spark would misread; reading %d partition values one by one",
+                 snap.name, len(groups))
+        types = {f.name: f.dataType for f in snap.schema.fields}
+        frames = []
+        for key, files in sorted(groups.items(), key=lambda kv: [(v is None, v or "") for v in kv[0]]):
+            frame = self.spark.read.schema(data_schema).parquet(*files)
+            literals = {c: F.lit(v).cast(types[c]) for c, v in zip(snap.partition_columns, key, strict=True)}
+            frames.append(frame.select(*[literals.get(c, F.col(c)).alias(c) for c in
+                                         [f.name for f in snap.schema.fields]]))
         return functools.reduce(DataFrame.union, frames)
 
     def history(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
@@ -204,6 +256,8 @@ class TableStore:
             read_table = delta_log.open_table(uri, storage_options=self.storage.storage_options)
             df = self._conform(df, name, read_table, partition_by)
         schema = nullable(df.schema)
+        if replace_partitions is not None:
+            _check_replaceable(replace_partitions, schema)
         if self.backend == "delta-spark":
             return self._write_native(df, uri, mode, partition_by, replace_partitions)
         return self._write_delta_rs(df, name, uri, schema, read_table, mode, partition_by, replace_partitions,
