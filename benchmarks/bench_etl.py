@@ -3,9 +3,13 @@
     python benchmarks/bench_etl.py [--interactions 10000000] [--users 100000] [--items 20000] [--dirty 0.02]
 
 Synthesizes a MovieLens-layout dataset, then in one local Spark session (spark.driver.memory=1g) times
-(1) a plain job that reads the same files and writes Parquet and (2) the full ETL into a fresh lakehouse.
-The 1-minute load average is printed with each timing (other processes on the machine skew both). The last
-line gives the rows/s of both and the ETL / plain time ratio (target: at most 3).
+(1) a plain job that reads the same files and writes Parquet, (2) the full ETL into a fresh lakehouse and
+(3) a "dedup floor": the least work that yields a table like ``interactions`` from these files (typed read,
+the same user-partitioned hash aggregation for duplicates, an inline keyed hash as pseudonym, hashes as
+indexes, the same period layout and the same Delta write of the same schema; no validation, quarantine,
+dimension tables or accounting). The 1-minute load average is printed with each timing (other processes on
+the machine skew them). The last line gives the rows/s of the copy and the ETL, the floor / plain and
+ETL / floor ratios, and the ETL / plain time ratio (target: at most 3).
 
 ``--dirty F`` adds, in one more file of the ratings, exact copies of a fraction F of the rows, as many again
 conflicting copies (same user, item and timestamp, another rating) for half of that fraction, and bad rows
@@ -30,7 +34,11 @@ sys.path.insert(0, str(REPO))
 from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
+from recsys import schemas as S  # noqa: E402
 from recsys.config import load_config  # noqa: E402
+from recsys.etl import pipeline as P  # noqa: E402
+from recsys.etl.rules import rating_weight  # noqa: E402
+from recsys.etl.settings import EtlConfig  # noqa: E402
 from recsys.jobs.etl import RunSpec, make_run_id, run_etl  # noqa: E402
 from recsys.lakehouse import TableStore  # noqa: E402
 from recsys.spark_session import get_spark  # noqa: E402
@@ -55,6 +63,32 @@ def add_dirty_rows(spark: SparkSession, data: str, fraction: float, scratch: Pat
     (part,) = scratch.glob("part-*")
     shutil.move(str(part), f"{data}/ratings.csv/part-dirty.csv")
     return int(spark.read.text(f"{data}/ratings.csv/part-dirty.csv").count())
+
+
+def dedup_floor(store: TableStore, data: str, cfg: EtlConfig, key: str, run_id: str) -> None:
+    """The floor job (see the module docstring): writes table ``interactions`` of ``store``."""
+    spark = store.spark
+    raw = spark.read.schema("userId string, movieId string, rating string, timestamp string").option(
+        "header", True).csv(f"{data}/ratings.csv")
+    events = raw.select(F.col("userId").alias("user_raw"), F.col("movieId").alias("item_raw"),
+                        F.col("rating").try_cast("float").alias(S.Col.RATING),
+                        F.timestamp_seconds(F.col("timestamp").try_cast("long")).alias(S.Col.TS),
+                        F.xxhash64("userId", "movieId", "rating", "timestamp").alias("tie"))
+    input_bytes = sum(f.stat().st_size for f in Path(data, "ratings.csv").glob("*.csv"))
+    tasks = P.task_count(input_bytes, cfg.input_mb_per_task, int(spark.conf.get("spark.sql.shuffle.partitions") or 1))
+    unique = events.repartition(tasks, "user_raw").groupBy("user_raw", "item_raw", S.Col.TS).agg(
+        F.min_by(S.Col.RATING, "tie").alias(S.Col.RATING))
+    rows = P.write_layout(unique, tasks, 1, cfg.time_grain, user="user_raw").select(
+        F.hash("user_raw").alias(S.Col.USER_IDX),
+        F.sha2(F.concat(F.lit(key), "user_raw"), 256).alias(S.Col.USER_ID),
+        F.hash("item_raw").alias(S.Col.ITEM_IDX), F.col("item_raw").alias(S.Col.ITEM_ID), S.Col.TS,
+        F.to_date(S.Col.TS).alias(S.Col.EVENT_DATE), F.lit("rating").alias(S.Col.EVENT_TYPE),
+        rating_weight(F.col(S.Col.RATING), cfg).alias(S.Col.WEIGHT), S.Col.RATING,
+        F.lit("movielens").alias(S.Col.SOURCE), F.lit(run_id).alias(S.Col.RUN_ID),
+        P.event_period(F.col(S.Col.TS), cfg.time_grain).alias(S.Col.EVENT_PERIOD))
+    store.write(P.conform(rows, S.INTERACTIONS), S.Tables.INTERACTIONS, mode="overwrite",
+                partition_by=list(S.PARTITION_COLUMNS[S.Tables.INTERACTIONS]),
+                no_dictionary=S.NO_DICTIONARY_COLUMNS[S.Tables.INTERACTIONS])
 
 
 def main() -> int:
@@ -100,8 +134,19 @@ def main() -> int:
           f"invariant_ok {row['invariant_ok']}; {load()})", flush=True)
     files = len(store.snapshot("interactions").files)
     print(f"interactions files: {files}", flush=True)
+
+    floor_config = load_config("local", overrides=[f"spark.driver_memory={args.driver_memory}"],
+                               lakehouse=str(work / "floor-lakehouse"), conf_dir=REPO / "conf")
+    floor_store = TableStore(spark, floor_config.storage)
+    t = time.perf_counter()
+    dedup_floor(floor_store, data, config.etl, os.environ["RECSYS_PSEUDONYM_KEY"], spec.run_id)
+    floor_s = time.perf_counter() - t
+    floor_rows = floor_store.snapshot("interactions").num_records
+    print(f"dedup floor: {floor_s:.1f}s, {rows / floor_s:,.0f} rows/s ({floor_rows:,} rows, "
+          f"{len(floor_store.snapshot('interactions').files)} files; {load()})", flush=True)
     print(f"interactions={row['input_rows']} plain_rows_per_s={rows / plain_s:.0f} "
-          f"etl_rows_per_s={row['input_rows'] / etl_s:.0f} etl_over_plain={etl_s / plain_s:.2f}")
+          f"etl_rows_per_s={row['input_rows'] / etl_s:.0f} floor_over_plain={floor_s / plain_s:.2f} "
+          f"etl_over_floor={etl_s / floor_s:.2f} etl_over_plain={etl_s / plain_s:.2f}")
     spark.stop()
     return 0
 
