@@ -66,8 +66,10 @@ def validate(raw: RawInteractions, cfg: EtlConfig, run_date: dt.date) -> DataFra
     fixed_type = raw.event_type
     event = F.lit(fixed_type) if fixed_type else F.lower(F.col("event_raw"))
     weights = F.create_map(*[F.lit(x) for x in chain.from_iterable(cfg.event_weights.items())])
-    min_ts = F.lit(dt.datetime.fromisoformat(cfg.min_timestamp)).cast("timestamp")
-    end_ts = F.lit(dt.datetime.combine(run_date + dt.timedelta(days=1), dt.time())).cast("timestamp")
+    # strings cast in the session time zone (UTC), as the events are: a naive Python datetime literal would be
+    # converted in the driver's local zone
+    min_ts = F.lit(dt.datetime.fromisoformat(cfg.min_timestamp).isoformat(sep=" ")).cast("timestamp")
+    end_ts = F.lit(f"{(run_date + dt.timedelta(days=1)).isoformat()} 00:00:00").cast("timestamp")
     max_len = cfg.max_field_length
     fields = ("user_raw", "item_raw", "ts_raw", "event_raw", "value_raw")
     too_long = F.greatest(*[F.coalesce(F.length(c), F.lit(0)) for c in fields]) > F.lit(max_len)

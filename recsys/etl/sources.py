@@ -12,7 +12,9 @@ pseudonym (so raw user ids never reach the quarantine table).
 
 from __future__ import annotations
 
+import csv
 import fnmatch
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,6 +29,8 @@ from recsys.etl.settings import EventsConfig
 RAW_COLUMNS = ("source_file", "raw_parts", "parse_reason", "user_raw", "item_raw", "ts_raw", "event_raw",
                "value_raw")
 CORRUPT = "_corrupt_record"
+HEADER = "_header"  # CSV events inputs: the column names of the row's file, in its order
+WITHHELD = "<record withheld: its fields cannot be told apart safely and one may be a user id>"
 LATIN1 = "ISO-8859-1"
 ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
                  "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
@@ -131,6 +135,20 @@ def _delimited_render(separator: str, user_position: int) -> Callable[[Column], 
     return render
 
 
+def _user_field_render(separator: str, user_position: int) -> Callable[[Column], Column]:
+    """Like :func:`_delimited_render`, and every field equal to the row's ``user_raw`` is replaced too (a
+    malformed line's user field need not be at the header's position)."""
+    def render(pseudonym: Column) -> Column:
+        user = F.col("user_raw")
+        replaced = F.transform(
+            F.col("raw_parts"),
+            lambda x, i: F.when((i == F.lit(user_position)) | (user.isNotNull() & (user != "") & (F.trim(x) == user)),
+                                F.coalesce(pseudonym, F.lit(""))).otherwise(x))
+        return F.when(F.col("raw_parts")[0] == F.lit(WITHHELD), F.lit(WITHHELD)).otherwise(
+            F.array_join(replaced, separator))
+    return render
+
+
 def _split_interactions(lines: DataFrame, separator: str, n_fields: int) -> DataFrame:
     """``user, item, value, timestamp`` lines (all MovieLens rating layouts) -> raw frame."""
     parts = F.split(F.col("line"), _regex_literal(separator), -1)
@@ -163,8 +181,7 @@ def _csv(spark: SparkSession, path: str, columns: list[str], sep: str, encoding:
     reader = (spark.read.schema(schema).option("header", header).option("sep", sep)
               .option("encoding", encoding).option("mode", "PERMISSIVE")
               .option("columnNameOfCorruptRecord", CORRUPT))
-    if not quoted:
-        reader = reader.option("quote", "\u0000")
+    reader = reader.option("escape", '"') if quoted else reader.option("quote", "\u0000")  # RFC 4180: "" is "
     return reader.csv(path).withColumn("source_file", _file_col())
 
 
@@ -226,8 +243,10 @@ def read_movielens_users(spark: SparkSession, path: str, layout: Layout) -> Data
 def _users_frame(raw: DataFrame, cols: list[str], sep: str, attributes: list[str]) -> DataFrame:
     attrs = F.map_from_arrays(F.array(*[F.lit(a) for a in attributes]),
                               F.array(*[F.col(a).cast("string") for a in attributes]))
-    parts = F.when(F.col(CORRUPT).isNotNull(), F.split(F.col(CORRUPT), _regex_literal(sep), -1)).otherwise(
-        F.array(*[F.coalesce(F.col(c).cast("string"), F.lit("")) for c in cols]))
+    corrupt = F.col(CORRUPT)
+    parts = (F.when(corrupt == F.lit(WITHHELD), F.array(F.lit(""), F.lit(WITHHELD)))  # no user field
+             .when(corrupt.isNotNull(), F.split(corrupt, _regex_literal(sep), -1))
+             .otherwise(F.array(*[F.coalesce(F.col(c).cast("string"), F.lit("")) for c in cols])))
     return raw.select(
         F.trim(F.when(F.col(CORRUPT).isNotNull(), F.try_element_at(parts, F.lit(1))).otherwise(
             F.col(cols[0]).cast("string"))).alias("user_raw"),
@@ -240,16 +259,12 @@ def _matching(path: str, pattern: str) -> list[str]:
     return [join_path(path, n) for n in list_names(path) if fnmatch.fnmatch(n, pattern)]
 
 
-def _read_any(spark: SparkSession, paths: list[str], fmt: str, columns: list[str] | None) -> DataFrame:
+def _read_any(spark: SparkSession, paths: list[str], fmt: str) -> DataFrame:
     if fmt == "csv":
-        header_cols = columns or spark.read.option("header", True).csv(paths).columns
-        return _csv_paths(spark, paths, header_cols)
+        return _csv_files(spark, paths)
     if fmt == "json":
-        if columns is None:
-            frame = spark.read.json(paths)
-            schema = T.StructType([T.StructField(c, T.StringType()) for c in frame.columns if c != CORRUPT])
-        else:
-            schema = T.StructType([T.StructField(c, T.StringType()) for c in columns])
+        frame = spark.read.json(paths)
+        schema = T.StructType([T.StructField(c, T.StringType()) for c in frame.columns if c != CORRUPT])
         schema = schema.add(CORRUPT, T.StringType())
         return (spark.read.schema(schema).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord",
                 CORRUPT).json(paths).withColumn("source_file", _file_col()))
@@ -260,35 +275,89 @@ def _read_any(spark: SparkSession, paths: list[str], fmt: str, columns: list[str
     raise ValueError(f"etl.events.format must be csv, json or parquet, not {fmt!r}")
 
 
+def csv_header(path: str) -> list[str]:
+    """The column names on the first line of a CSV file (decompressed by its extension); [] if empty."""
+    filesystem, inner = pafs.FileSystem.from_uri(path) if "://" in path else (pafs.LocalFileSystem(), path)
+    with filesystem.open_input_stream(inner, compression="detect") as stream:
+        first = stream.read(1 << 20).split(b"\n", 1)[0].decode("utf-8", errors="replace").lstrip("\ufeff")
+    return next(csv.reader([first]), []) if first.strip() else []
+
+
+def _csv_files(spark: SparkSession, paths: list[str]) -> DataFrame:
+    """CSV files with a header line each, every file read by its own header (files may order their columns
+    differently; Spark would map them all by the first file's positions)."""
+    by_header: dict[tuple[str, ...], list[str]] = {}
+    for path in paths:
+        by_header.setdefault(tuple(c.strip() for c in csv_header(path)), []).append(path)
+    frames = [_csv_paths(spark, group, list(header)) for header, group in by_header.items() if header]
+    if not frames:
+        raise ValueError(f"no header line in the CSV files {paths[:3]}{'...' if len(paths) > 3 else ''}")
+    return functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+
+
 def _csv_paths(spark: SparkSession, paths: list[str], columns: list[str]) -> DataFrame:
     schema = T.StructType([T.StructField(c, T.StringType()) for c in [*columns, CORRUPT]])
-    return (spark.read.schema(schema).option("header", True).option("mode", "PERMISSIVE")
-            .option("columnNameOfCorruptRecord", CORRUPT).csv(paths).withColumn("source_file", _file_col()))
+    return (spark.read.schema(schema).option("header", True).option("escape", '"').option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", CORRUPT).csv(paths).withColumn("source_file", _file_col())
+            .withColumn(HEADER, F.array(*[F.lit(c) for c in columns])))
+
+
+def _data_columns(frame: DataFrame) -> list[str]:
+    return [c for c in frame.columns if c not in (CORRUPT, "source_file", HEADER)]
+
+
+def _header_position(name: str) -> Column:
+    """0-based position of column ``name`` in the row's own file (CSV inputs)."""
+    return F.array_position(F.col(HEADER), F.lit(name)).cast("int") - 1
+
+
+def _missing_columns(names: list[str], frame_columns: list[str], what: str) -> None:
+    """Raise for configured columns absent from the input, naming only the configured names (a headerless
+    CSV file's first line is data, maybe user ids: it is never echoed)."""
+    missing = [n for n in names if n and n not in frame_columns]
+    if missing:
+        raise ValueError(f"{what} column(s) {missing} not found in the input's header or schema "
+                         f"({len(frame_columns)} columns); check the etl.events.*_col settings and that every "
+                         "CSV file starts with a header line")
+
+
+# A CSV field boundary: a comma followed by an even number of quotes (so not inside a quoted field).
+CSV_COMMA = ',(?=(?:[^"]*"[^"]*")*[^"]*$)'
+
+
+def _balanced_quotes(line: Column) -> Column:
+    return (F.length(line) - F.length(F.regexp_replace(line, '"', ""))) % 2 == 0
 
 
 def read_events(spark: SparkSession, path: str, cfg: EventsConfig) -> RawInteractions:
     paths = _matching(path, cfg.interactions)
     if not paths:
         raise FileNotFoundError(f"no event files matching {cfg.interactions!r} under {path}")
-    frame = _read_any(spark, paths, cfg.format, None)
-    data_cols = [c for c in frame.columns if c not in (CORRUPT, "source_file")]
-    for needed in (cfg.user_col, cfg.item_col, cfg.timestamp_col, cfg.event_type_col, cfg.value_col):
-        if needed and needed not in data_cols:
-            raise ValueError(f"event column {needed!r} (etl.events.*_col) not in {data_cols}")
-    user_pos = data_cols.index(cfg.user_col)
+    frame = _read_any(spark, paths, cfg.format)
+    data_cols = _data_columns(frame)
+    _missing_columns([cfg.user_col, cfg.item_col, cfg.timestamp_col, cfg.event_type_col, cfg.value_col],
+                     data_cols, "event")
     if cfg.format == "csv":
-        parts = F.when(F.col(CORRUPT).isNotNull(), F.split(F.col(CORRUPT), ",", -1)).otherwise(
+        # A malformed line is split at its field boundaries, quoted commas kept, by its file's header (the
+        # user field's position); a line with unbalanced quotes cannot be split safely: its record is withheld.
+        corrupt = F.col(CORRUPT)
+        user_pos = _header_position(cfg.user_col)
+        parts = F.when(corrupt.isNotNull(), F.when(_balanced_quotes(corrupt), F.split(corrupt, CSV_COMMA, -1))
+                       .otherwise(F.array(F.lit(WITHHELD)))).otherwise(
             F.array(*[F.coalesce(F.col(c), F.lit("")) for c in data_cols]))
-        user = F.when(F.col(CORRUPT).isNotNull(), F.try_element_at(parts, F.lit(user_pos + 1))).otherwise(
-            F.col(cfg.user_col))
-        render = _delimited_render(",", user_pos)
+        user = F.when(corrupt.isNotNull(), F.when(_balanced_quotes(corrupt), F.try_element_at(parts, user_pos + 1))
+                      ).otherwise(F.col(cfg.user_col))
+        render = _user_field_render(",", data_cols.index(cfg.user_col))
     else:
         # One part: the record as JSON; the user field is rewritten with a regex (also in corrupt lines).
         others = [c for c in data_cols if c != cfg.user_col]
-        parts = F.array(F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*others))))
-        pattern = rf'"{cfg.user_col}"\s*:\s*("(?:[^"\\]|\\.)*"|[^,}}\s]*)'
+        # the user field in double or single quotes (Spark's JSON reader accepts both) or bare
+        pattern = (rf"""["']{cfg.user_col}["']\s*:\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^,}}\s]*)""")
         user = F.when(F.col(CORRUPT).isNotNull(), F.regexp_replace(
-            F.regexp_extract(F.col(CORRUPT), pattern, 1), '^"|"$', "")).otherwise(F.col(cfg.user_col))
+            F.regexp_extract(F.col(CORRUPT), pattern, 1), """^["']|["']$""", "")).otherwise(F.col(cfg.user_col))
+        # a malformed record without a recognisable user field may still hold one: withheld
+        parts = F.array(F.when(F.col(CORRUPT).isNull(), F.to_json(F.struct(*others)))
+                        .when(F.col(CORRUPT).rlike(pattern), F.col(CORRUPT)).otherwise(F.lit(WITHHELD)))
         user_col = cfg.user_col
 
         def render(pseudonym: Column) -> Column:
@@ -310,8 +379,8 @@ def read_events_catalog(spark: SparkSession, path: str, cfg: EventsConfig) -> Ra
     paths = _matching(path, cfg.items)
     if not paths:
         return None
-    raw = _read_any(spark, paths, cfg.format, None)
-    cols = [c for c in raw.columns if c not in (CORRUPT, "source_file")]
+    raw = _read_any(spark, paths, cfg.format)
+    cols = _data_columns(raw)
 
     def opt(name: str) -> Column:
         return F.col(name) if name and name in cols else F.lit(None).cast("string")
@@ -331,10 +400,12 @@ def read_events_users(spark: SparkSession, path: str, cfg: EventsConfig) -> Data
     paths = _matching(path, cfg.users)
     if not paths:
         return None
-    raw = _read_any(spark, paths, cfg.format, None)
-    cols = [c for c in raw.columns if c not in (CORRUPT, "source_file")]
-    if cfg.user_id_col not in cols:
-        raise ValueError(f"user table column {cfg.user_id_col!r} (etl.events.user_id_col) not in {cols}")
+    raw = _read_any(spark, paths, cfg.format)
+    cols = _data_columns(raw)
+    _missing_columns([cfg.user_id_col], cols, "user table")
     ordered = [cfg.user_id_col, *[c for c in cols if c != cfg.user_id_col]]
+    # a malformed line's fields cannot be matched to the header safely (JSON, quoted CSV): its record is
+    # withheld rather than risk quarantining a raw user id
+    raw = raw.withColumn(CORRUPT, F.when(F.col(CORRUPT).isNotNull(), F.lit(WITHHELD)))
     return _users_frame(raw.withColumnRenamed(cfg.user_id_col, "user_raw"),
                         ["user_raw", *ordered[1:]], ",", ordered[1:])

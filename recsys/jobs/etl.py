@@ -126,7 +126,7 @@ def _count(store: TableStore, name: str) -> int:
 def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     """The whole ETL for one run; returns the ``etl_runs`` row as a dict."""
     spark = store.spark
-    started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    started = dt.datetime.now(dt.timezone.utc)  # aware: Spark converts it exactly, whatever the local zone
     t0 = time.monotonic()
     key = load_key(cfg)
     if spec.source == "movielens":

@@ -1,0 +1,125 @@
+"""Raw user ids stay out of every table and message, whatever shape the input takes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from etl_helpers import KEY, run, write
+from pyspark.sql import SparkSession
+from test_etl_privacy_incremental import lakehouse_strings
+
+from recsys.etl import reasons as R
+from recsys.etl.pseudonymize import pseudonym
+
+RAW = ("alice-7731", "bob-8842", "carol-9953", "dave-4410", "erin-5521")
+EVENTS = ("etl.missing_item_policy=keep", "etl.events.items=none")
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECSYS_PSEUDONYM_KEY", KEY)
+
+
+def _no_raw_ids(lakehouse: Path) -> None:
+    text = lakehouse_strings(lakehouse)
+    assert not [raw for raw in RAW if raw in text]
+
+
+def test_csv_files_with_different_column_orders(spark: SparkSession, tmp_path: Path) -> None:
+    write(tmp_path / "in" / "events1.csv", "user_id,item_id,timestamp,event_type\nalice-7731,i1,2024-01-02,click\n")
+    write(tmp_path / "in" / "events2.csv", "item_id,user_id,event_type,timestamp\ni2,bob-8842,click,2024-01-03\n")
+    row, store = run(spark, tmp_path / "lh", tmp_path / "in", source="events", overrides=EVENTS)
+    assert row["accepted"] == 2 and row["invariant_ok"]
+    assert {r.item_id for r in store.read("interactions").collect()} == {"i1", "i2"}
+    users = {pseudonym(KEY.encode(), u) for u in ("alice-7731", "bob-8842")}
+    assert {r.user_id for r in store.read("user_index").collect()} == users
+    _no_raw_ids(tmp_path / "lh")
+
+
+def test_malformed_csv_lines_never_expose_the_user_field(spark: SparkSession, tmp_path: Path) -> None:
+    write(tmp_path / "in" / "events.csv", "\n".join([
+        "item_id,user_id,timestamp,event_type",
+        "i1,alice-7731,2024-01-02,click",
+        '"i,2",bob-8842,2024-01-02,click,extra',   # quoted comma before the user field, one field too many
+        'i3,carol-9953,"2024-01-02,click',         # unbalanced quote: fields cannot be told apart
+    ]) + "\n")
+    row, store = run(spark, tmp_path / "lh", tmp_path / "in", source="events", overrides=EVENTS)
+    assert row["quarantine_by_reason"] == {R.MALFORMED: 2} and row["invariant_ok"]
+    records = sorted(r.raw_record for r in store.read("quarantine").collect())
+    assert f'"i,2",{pseudonym(KEY.encode(), "bob-8842")},2024-01-02,click,extra' in records
+    assert any(r.startswith("<record withheld") for r in records)
+    _no_raw_ids(tmp_path / "lh")
+
+
+def test_malformed_json_with_single_quotes(spark: SparkSession, tmp_path: Path) -> None:
+    write(tmp_path / "in" / "events.jsonl", "\n".join([
+        '{"user_id": "alice-7731", "item_id": "i1", "timestamp": "2024-01-02", "event_type": "click"}',
+        "{'user_id': 'bob-8842', 'item_id': 'i1', 'timestamp': '2024-01-0",
+        '{"item_id": "i1", "note": "dave-4410 wrote", "user": "x", "timestamp": "2024-01-0',
+    ]) + "\n")
+    row, _ = run(spark, tmp_path / "lh", tmp_path / "in", source="events",
+                 overrides=(*EVENTS, "etl.events.format=json", "etl.events.users=none"))
+    assert row["quarantine_by_reason"] == {R.MALFORMED: 2} and row["invariant_ok"]
+    _no_raw_ids(tmp_path / "lh")
+
+
+@pytest.mark.parametrize("users", [
+    "country,user_id\nFR,alice-7731\nDE,bob-8842,extra\n",
+    '{"country": "FR", "user_id": "alice-7731"}\n{"country": "DE", "user_id": "bob-8842"\n',
+], ids=["csv", "json"])
+def test_malformed_user_table_rows(spark: SparkSession, tmp_path: Path, users: str) -> None:
+    fmt = "json" if users.startswith("{") else "csv"
+    events = ('{"user_id": "alice-7731", "item_id": "i1", "timestamp": "2024-01-02", "event_type": "click"}\n'
+              if fmt == "json" else "user_id,item_id,timestamp,event_type\nalice-7731,i1,2024-01-02,click\n")
+    suffix = "jsonl" if fmt == "json" else "csv"
+    write(tmp_path / "in" / f"events.{suffix}", events)
+    write(tmp_path / "in" / f"users.{suffix}", users)
+    row, store = run(spark, tmp_path / "lh", tmp_path / "in", source="events",
+                     overrides=(*EVENTS, f"etl.events.format={fmt}"))
+    assert row["accepted"] == 1 and row["invariant_ok"]
+    assert store.read("quarantine").where("entity = 'users'").count() == 1
+    _no_raw_ids(tmp_path / "lh")
+
+
+def test_headerless_csv_error_names_no_value(spark: SparkSession, tmp_path: Path) -> None:
+    write(tmp_path / "in" / "events.csv", "alice-7731,i1,2024-01-02,click\n")
+    with pytest.raises(ValueError, match="header") as err:
+        run(spark, tmp_path / "lh", tmp_path / "in", source="events", overrides=EVENTS)
+    assert not [raw for raw in RAW if raw in str(err.value)]
+
+
+def test_rfc4180_doubled_quotes(spark: SparkSession, tmp_path: Path) -> None:
+    write(tmp_path / "in" / "ratings.csv", "userId,movieId,rating,timestamp\n1,10,4.0,964982703\n")
+    write(tmp_path / "in" / "movies.csv", 'movieId,title,genres\n10,"Foo ""Bar"", The (1999)",Drama\n')
+    row, store = run(spark, tmp_path / "lh", tmp_path / "in")
+    assert row["quarantine_by_reason"] == {} and row["accepted"] == 1
+    item = store.read("items").first()
+    assert item is not None and (item.title, item.year) == ('Foo "Bar", The', 1999)
+
+
+@pytest.fixture()
+def new_york() -> Iterator[None]:
+    previous = os.environ.get("TZ")
+    os.environ["TZ"] = "America/New_York"
+    time.tzset()
+    yield
+    if previous is None:
+        os.environ.pop("TZ")
+    else:
+        os.environ["TZ"] = previous
+    time.tzset()
+
+
+def test_run_date_cutoff_is_utc_whatever_the_driver_zone(spark: SparkSession, tmp_path: Path, new_york: None) -> None:
+    day_after = int(dt.datetime(2024, 7, 1, 2, tzinfo=dt.timezone.utc).timestamp())  # 22:00 on 06-30 in New York
+    last_second = int(dt.datetime(2024, 6, 30, 23, 59, 59, tzinfo=dt.timezone.utc).timestamp())
+    write(tmp_path / "in" / "ratings.csv",
+          f"userId,movieId,rating,timestamp\n1,10,4.0,{day_after}\n1,20,4.0,{last_second}\n")
+    write(tmp_path / "in" / "movies.csv", "movieId,title,genres\n10,A (1990),Drama\n20,B (1991),Drama\n")
+    row, _ = run(spark, tmp_path / "lh", tmp_path / "in", run_date=dt.date(2024, 6, 30))
+    assert row["quarantine_by_reason"] == {R.TS_FUTURE: 1} and row["accepted"] == 1
