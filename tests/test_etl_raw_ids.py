@@ -93,6 +93,17 @@ def test_headerless_csv_error_names_no_value(spark: SparkSession, tmp_path: Path
     assert not [raw for raw in RAW if raw in str(err.value)]
 
 
+def test_headerless_file_among_good_ones_is_an_error(spark: SparkSession, tmp_path: Path) -> None:
+    """A second file without a header would be read by its first row's values as column names, its rows
+    landing under the wrong columns (and its first row lost): the job refuses it instead."""
+    write(tmp_path / "in" / "events1.csv", "user_id,item_id,timestamp,event_type\nalice-7731,i1,2024-01-02,click\n")
+    write(tmp_path / "in" / "events2.csv", "bob-8842,i2,2024-01-03,click\ncarol-9953,i2,2024-01-03,click\n")
+    with pytest.raises(ValueError, match=r"events2\.csv") as err:
+        run(spark, tmp_path / "lh", tmp_path / "in", source="events", overrides=EVENTS)
+    assert not [raw for raw in RAW if raw in str(err.value)]
+    assert not (tmp_path / "lh" / "interactions").exists()  # nothing committed
+
+
 def test_rfc4180_doubled_quotes(spark: SparkSession, tmp_path: Path) -> None:
     write(tmp_path / "in" / "ratings.csv", "userId,movieId,rating,timestamp\n1,10,4.0,964982703\n")
     write(tmp_path / "in" / "movies.csv", 'movieId,title,genres\n10,"Foo ""Bar"", The (1999)",Drama\n')

@@ -259,9 +259,11 @@ def _matching(path: str, pattern: str) -> list[str]:
     return [join_path(path, n) for n in list_names(path) if fnmatch.fnmatch(n, pattern)]
 
 
-def _read_any(spark: SparkSession, paths: list[str], fmt: str) -> DataFrame:
+def _read_any(spark: SparkSession, paths: list[str], fmt: str, required: list[str]) -> DataFrame:
+    """Every file of ``paths`` as string columns (+ corrupt record, source file); CSV files must each name
+    the ``required`` columns on their first line."""
     if fmt == "csv":
-        return _csv_files(spark, paths)
+        return _csv_files(spark, paths, [c for c in required if c])
     if fmt == "json":
         frame = spark.read.json(paths)
         schema = T.StructType([T.StructField(c, T.StringType()) for c in frame.columns if c != CORRUPT])
@@ -278,20 +280,30 @@ def _read_any(spark: SparkSession, paths: list[str], fmt: str) -> DataFrame:
 def csv_header(path: str) -> list[str]:
     """The column names on the first line of a CSV file (decompressed by its extension); [] if empty."""
     filesystem, inner = pafs.FileSystem.from_uri(path) if "://" in path else (pafs.LocalFileSystem(), path)
+    head = b""
     with filesystem.open_input_stream(inner, compression="detect") as stream:
-        first = stream.read(1 << 20).split(b"\n", 1)[0].decode("utf-8", errors="replace").lstrip("\ufeff")
+        while b"\n" not in head and (chunk := stream.read(1 << 16)):  # the first line only
+            head += chunk
+    first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").lstrip("\ufeff")
     return next(csv.reader([first]), []) if first.strip() else []
 
 
-def _csv_files(spark: SparkSession, paths: list[str]) -> DataFrame:
+def _csv_files(spark: SparkSession, paths: list[str], required: list[str]) -> DataFrame:
     """CSV files with a header line each, every file read by its own header (files may order their columns
-    differently; Spark would map them all by the first file's positions)."""
+    differently; Spark would map them all by the first file's positions).
+
+    Raises:
+        ValueError: a file's first line does not name every ``required`` column (no header, or another
+            table); the message names the file and the columns, never the line (it may be data).
+    """
     by_header: dict[tuple[str, ...], list[str]] = {}
     for path in paths:
-        by_header.setdefault(tuple(c.strip() for c in csv_header(path)), []).append(path)
-    frames = [_csv_paths(spark, group, list(header)) for header, group in by_header.items() if header]
-    if not frames:
-        raise ValueError(f"no header line in the CSV files {paths[:3]}{'...' if len(paths) > 3 else ''}")
+        header = tuple(c.strip() for c in csv_header(path))
+        if missing := [c for c in required if c not in header]:
+            raise ValueError(f"CSV file {path}: its first line does not name the column(s) {missing}; every "
+                             "CSV input file needs a header line (check the etl.events.*_col settings)")
+        by_header.setdefault(header, []).append(path)
+    frames = [_csv_paths(spark, group, list(header)) for header, group in by_header.items()]
     return functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
 
 
@@ -333,10 +345,10 @@ def read_events(spark: SparkSession, path: str, cfg: EventsConfig) -> RawInterac
     paths = _matching(path, cfg.interactions)
     if not paths:
         raise FileNotFoundError(f"no event files matching {cfg.interactions!r} under {path}")
-    frame = _read_any(spark, paths, cfg.format)
+    required = [cfg.user_col, cfg.item_col, cfg.timestamp_col, cfg.event_type_col, cfg.value_col]
+    frame = _read_any(spark, paths, cfg.format, required)
     data_cols = _data_columns(frame)
-    _missing_columns([cfg.user_col, cfg.item_col, cfg.timestamp_col, cfg.event_type_col, cfg.value_col],
-                     data_cols, "event")
+    _missing_columns(required, data_cols, "event")
     if cfg.format == "csv":
         # A malformed line is split at its field boundaries, quoted commas kept, by its file's header (the
         # user field's position); a line with unbalanced quotes cannot be split safely: its record is withheld.
@@ -379,7 +391,7 @@ def read_events_catalog(spark: SparkSession, path: str, cfg: EventsConfig) -> Ra
     paths = _matching(path, cfg.items)
     if not paths:
         return None
-    raw = _read_any(spark, paths, cfg.format)
+    raw = _read_any(spark, paths, cfg.format, [cfg.item_id_col])
     cols = _data_columns(raw)
 
     def opt(name: str) -> Column:
@@ -400,7 +412,7 @@ def read_events_users(spark: SparkSession, path: str, cfg: EventsConfig) -> Data
     paths = _matching(path, cfg.users)
     if not paths:
         return None
-    raw = _read_any(spark, paths, cfg.format)
+    raw = _read_any(spark, paths, cfg.format, [cfg.user_id_col])
     cols = _data_columns(raw)
     _missing_columns([cfg.user_id_col], cols, "user table")
     ordered = [cfg.user_id_col, *[c for c in cols if c != cfg.user_id_col]]
