@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -303,7 +303,12 @@ def build_users(stats: DataFrame, attributes: DataFrame | None) -> DataFrame:
 
 def user_table_rows(users: DataFrame, key: bytes, cfg: EtlConfig, run_id: str, run_date: dt.date,
                     id_pattern: str) -> tuple[DataFrame, DataFrame]:
-    """A raw user table -> (user_id, attributes) of good rows, and its quarantine rows."""
+    """A raw user table -> (good rows, quarantine rows).
+
+    Good rows are ``user_id, attributes, source_file, safe_record`` (the raw record with the user field
+    replaced by its pseudonym), one per user: of rows naming the same user, the first by file and record is
+    kept and the others are quarantined as ``duplicate_id`` (as for catalog rows).
+    """
     user = normalize_id(F.col("user_raw"), id_pattern)
     reason = (F.when(F.col("parse_reason").isNotNull(), F.col("parse_reason"))
               .when(F.length(F.array_join("raw_parts", ",")) > F.lit(cfg.max_field_length),
@@ -312,10 +317,23 @@ def user_table_rows(users: DataFrame, key: bytes, cfg: EtlConfig, run_id: str, r
               .when(~user.rlike(id_pattern), F.lit(R.INVALID_ID)))
     checked = users.withColumn("reason", reason).withColumn(
         S.Col.USER_ID, pseudonymize(F.nullif(user, F.lit("")), key))
-    good = checked.where(F.col("reason").isNull()).groupBy(S.Col.USER_ID).agg(
-        F.min_by("attributes", F.array_join("raw_parts", ",")).alias("attributes"))
     replaced = F.transform("raw_parts", lambda x, i: F.when(i == 0, F.coalesce(
         F.col(S.Col.USER_ID), F.lit(""))).otherwise(x))
-    safe = F.call_function("array_join", replaced, F.col("raw_sep"))
-    bad = quarantine_rows(checked.where(F.col("reason").isNotNull()), R.ENTITY_USERS, safe, run_id, run_date)
+    checked = checked.withColumn("safe_record", F.call_function("array_join", replaced, F.col("raw_sep")))
+    first = Window.partitionBy(S.Col.USER_ID).orderBy("source_file", "safe_record")
+    ok = checked.where(F.col("reason").isNull()).withColumn(
+        "reason", F.when(F.row_number().over(first) > 1, F.lit(R.DUPLICATE_ID)))
+    checked = checked.where(F.col("reason").isNotNull()).unionByName(ok)
+    good = checked.where(F.col("reason").isNull()).select(S.Col.USER_ID, "attributes", "source_file", "safe_record")
+    bad = quarantine_rows(checked.where(F.col("reason").isNotNull()), R.ENTITY_USERS, F.col("safe_record"), run_id,
+                          run_date)
     return good, bad
+
+
+def users_without_events(good: DataFrame, user_ids: DataFrame, run_id: str, run_date: dt.date) -> DataFrame:
+    """Quarantine rows (``user_without_events``) for good user-table rows (:func:`user_table_rows`) whose user
+    has no accepted interaction (``user_ids``: the ``user_id`` of every user in the ``users`` table): such a
+    user has no index and no row in ``users``."""
+    orphans = good.join(user_ids.select(S.Col.USER_ID), S.Col.USER_ID, "left_anti").withColumn(
+        "reason", F.lit(R.USER_WITHOUT_EVENTS))
+    return quarantine_rows(orphans, R.ENTITY_USERS, F.col("safe_record"), run_id, run_date)

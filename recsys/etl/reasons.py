@@ -18,11 +18,12 @@ FIELD_TOO_LONG = "field_too_long"
 BOT_USER = "bot_user"
 BELOW_K_CORE = "below_k_core"
 DUPLICATE_ID = "duplicate_id"  # a catalog or user-table row whose id an earlier row already has
+USER_WITHOUT_EVENTS = "user_without_events"  # a user-table row whose user has no accepted interaction
 
 ALL_REASONS: tuple[str, ...] = (
     MALFORMED, FIELD_COUNT, UNDECODABLE, NULL_ID, INVALID_ID, BAD_TIMESTAMP, TS_TOO_OLD, TS_FUTURE,
     BAD_VALUE, VALUE_OUT_OF_RANGE, UNKNOWN_EVENT, UNKNOWN_ITEM, FIELD_TOO_LONG, BOT_USER, BELOW_K_CORE,
-    DUPLICATE_ID,
+    DUPLICATE_ID, USER_WITHOUT_EVENTS,
 )
 
 # Quarantine `entity` values.

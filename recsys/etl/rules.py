@@ -64,7 +64,7 @@ def validate(raw: RawInteractions, cfg: EtlConfig, run_date: dt.date) -> DataFra
     ts = parse_timestamp(F.col("ts_raw"), raw.ts_format)
     value = F.col("value_raw").try_cast("double")
     fixed_type = raw.event_type
-    event = F.lit(fixed_type) if fixed_type else F.lower(F.col("event_raw"))
+    event = F.lit(fixed_type) if fixed_type else F.lower(F.trim(F.col("event_raw")))
     weights = F.create_map(*[F.lit(x) for x in chain.from_iterable(cfg.event_weights.items())])
     # strings cast in the session time zone (UTC), as the events are: a naive Python datetime literal would be
     # converted in the driver's local zone

@@ -95,3 +95,14 @@ class EtlConfig:
     # partition by partition. 0: never broadcast.
     broadcast_user_map_max_users: int = 200_000
     events: EventsConfig = field(default_factory=EventsConfig)
+
+    def __post_init__(self) -> None:
+        # Event types are matched lower-cased (the events' own are lower-cased when read): so are the keys.
+        weights: dict[str, float] = {}
+        for name, weight in self.event_weights.items():
+            key = str(name).strip().lower()
+            if key in weights:
+                raise ValueError(f"etl.event_weights: {name!r} names the same event type as another key "
+                                 f"({key!r}; event types are matched case-insensitively)")
+            weights[key] = float(weight)
+        object.__setattr__(self, "event_weights", MappingProxyType(weights))

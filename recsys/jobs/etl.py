@@ -1,9 +1,10 @@
 """``recsys etl``: raw interactions + item catalog -> clean, pseudonymized, indexed Delta tables.
 
 Reads the inputs and the existing tables, calls the transforms of :mod:`recsys.etl`, writes the tables and one
-``etl_runs`` row. The counts of that row come from one aggregation over the classified frame and from the
-tables as written; the job checks ``input rows = accepted + quarantined + duplicates removed`` and records the
-result (``invariant_ok``). No data is collected to the driver.
+``etl_runs`` row. Its counts are taken independently: input rows as they are read (an observed metric of the
+first pass), accepted and quarantined rows from the tables as written, duplicates from the collapse; the job
+checks ``input rows = accepted + quarantined + duplicates removed`` and records the result (``invariant_ok``).
+No data is collected to the driver.
 
 The input is read once: the collapsed frame (:func:`recsys.etl.pipeline.collapse_interactions`, one row per
 event, partitioned by user) is cached on the executors' local disks, and input rows are the sum of its
@@ -24,12 +25,12 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pyarrow import fs as pafs
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
 
 from recsys import schemas as S
@@ -59,9 +60,29 @@ class RunSpec:
     run_id: str
 
 
+def input_fingerprint(input_path: str) -> str:
+    """A digest of the names and sizes of the files under ``input_path`` (recursively; hidden and ``_``-prefixed
+    entries skipped, as Spark skips them): a new batch dropped into the same folder changes it, a copy of the
+    same files elsewhere in time does not (modification times are left out)."""
+    filesystem, base = (pafs.FileSystem.from_uri(input_path) if "://" in input_path
+                        else (pafs.LocalFileSystem(), input_path))
+    base = base.rstrip("/")
+    infos = filesystem.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+    listing = sorted(
+        (i.path[len(base) + 1:], int(i.size or 0)) for i in infos
+        if i.type == pafs.FileType.File
+        and not any(part.startswith((".", "_")) for part in i.path[len(base) + 1:].split("/")))
+    digest = hashlib.sha1()
+    for name, size in listing:
+        digest.update(f"{name}\t{size}\n".encode())
+    return digest.hexdigest()
+
+
 def make_run_id(source: str, mode: str, run_date: dt.date, input_path: str) -> str:
-    """Deterministic: the same source, mode, date and input give the same run id (reruns replace it)."""
-    digest = hashlib.sha1(input_path.encode("utf-8")).hexdigest()[:10]
+    """Deterministic: the same source, mode, date, input path and input files (names and sizes, see
+    :func:`input_fingerprint`) give the same run id, so a re-run replaces what it wrote; another batch of files
+    in the same folder on the same date is another run."""
+    digest = hashlib.sha1(f"{input_path}\n{input_fingerprint(input_path)}".encode()).hexdigest()[:10]
     return f"{source}-{mode}-{run_date.isoformat()}-{digest}"
 
 
@@ -166,7 +187,13 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
                          int(spark.conf.get("spark.sql.shuffle.partitions") or 1))
     validated = P.validated_interactions(raw, catalog_ids, cfg, spec.run_date)
     types = P.event_types(raw, cfg)
-    events = _materialize_on_disk(P.collapse_interactions(validated, types, tasks))
+    # Input rows are counted as they are read (an observed metric of the same job, no extra pass), independently
+    # of the collapse's copies, so the reconciliation below can fail.
+    read = Observation("etl_input_rows")
+    counted = replace(raw, frame=raw.frame.observe(read, F.count(F.lit(1)).alias("rows")))
+    events = _materialize_on_disk(P.collapse_interactions(
+        P.validated_interactions(counted, catalog_ids, cfg, spec.run_date), types, tasks))
+    read_rows = int(read.get["rows"])
     # users x reasons: counts, pseudonyms, user stats. Each pass over the on-disk events cache costs as much
     # as reading it all, so the rules below only add passes when they can reject something.
     summary = _materialize(P.user_summary(events))
@@ -244,11 +271,19 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
                  if any(by_reason.get(r, 0) for r in LATE_REASONS) else None)  # a second read, only if needed
     row_rejects = any(n for r, n in by_reason.items() if r is not None and r not in LATE_REASONS)
     rejected = P.interaction_quarantine(classified, row_rejects, recovered, raw, key, spec.run_id, spec.run_date)
+    # Users: from all interactions (a full run replaced the table with this run's accepted rows, so their
+    # per-user aggregate from the summary, no shuffle of the rows, is the same).
+    user_stats = (P.interaction_stats(store.read(Schema.INTERACTIONS)) if incremental
+                  else P.user_stats(summary, users_map)).persist(StorageLevel.MEMORY_AND_DISK)
+    cached.append(user_stats)
     attributes: DataFrame | None = None
     if users_raw is not None:
-        attributes, user_rejects = P.user_table_rows(users_raw, key, cfg, spec.run_id, spec.run_date,
-                                                     id_pattern)
-        rejected = rejected.unionByName(user_rejects)
+        user_rows, user_rejects = P.user_table_rows(users_raw, key, cfg, spec.run_id, spec.run_date, id_pattern)
+        user_rows = user_rows.persist(StorageLevel.MEMORY_AND_DISK)
+        cached.append(user_rows)
+        attributes = user_rows.select(S.Col.USER_ID, "attributes")
+        rejected = rejected.unionByName(user_rejects).unionByName(
+            P.users_without_events(user_rows, user_stats, spec.run_id, spec.run_date))
     if catalog_rejects is not None:
         rejected = rejected.unionByName(catalog_rejects)
     if store.exists(Schema.QUARANTINE):
@@ -258,35 +293,37 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     store.write(rejected, Schema.QUARANTINE, mode="replace_partitions", partition_by=[S.Col.RUN_DATE],
                 replace_partitions={S.Col.RUN_DATE: spec.run_date})
 
-    # Users: from all interactions; attributes from this batch, else kept from before. A full run replaced the
-    # table with this run's accepted rows, so their per-user aggregate (no shuffle of the rows) is the same.
+    # Attributes from this batch's user table, else kept from before.
     old_users = _read_if_exists(store, Schema.USERS)
     if old_users is not None:
         kept = old_users.where(F.col("attributes").isNotNull()).select(S.Col.USER_ID, "attributes")
         attributes = kept if attributes is None else attributes.unionByName(
             kept.join(attributes.select(S.Col.USER_ID), S.Col.USER_ID, "left_anti"))
-    user_stats = (P.interaction_stats(store.read(Schema.INTERACTIONS)) if incremental
-                  else P.user_stats(summary, users_map))
     store.write(P.build_users(user_stats, attributes), Schema.USERS, mode="overwrite")
 
-    # Reconciliation (row counts from the Delta log statistics where the table holds only this run's rows).
+    # Reconciliation: input rows as read, accepted and quarantined rows as the tables hold them (Delta log
+    # statistics where the table holds only this run's rows), duplicates from the collapse.
     written = _count(store, Schema.INTERACTIONS) if not incremental else store.read(Schema.INTERACTIONS).where(
         F.col(S.Col.RUN_ID) == spec.run_id).count()
     q_written = store.read(Schema.QUARANTINE).where(
         (F.col(S.Col.RUN_ID) == spec.run_id) & (F.col("entity") == R.ENTITY_INTERACTIONS)).count()
-    accepted_rows = by_reason.get(None, 0)
-    within_dups = input_rows - sum(by_reason.values())
+    accepted_events = by_reason.get(None, 0)
     q_counts = {k: v for k, v in by_reason.items() if k is not None}
-    quarantined_rows = sum(q_counts.values())
-    duplicates = within_dups + (accepted_rows - written)  # + rows already loaded by earlier batches
-    # The sum holds by construction of the counts above; what can fail is the tables as written: quarantine
-    # rows of this run, and (full runs) interaction rows, must equal what the classification counted.
-    invariant_ok = (input_rows == written + quarantined_rows + duplicates and q_written == quarantined_rows
-                    and (spec.mode == "incremental" or written == accepted_rows))
+    # copies beyond the first of each event (accepted, or rejected by a later rule), plus (incremental) accepted
+    # events an earlier batch had loaded already
+    duplicates = input_rows - sum(by_reason.values()) + (accepted_events - written)
+    checks = {
+        "rows read = rows collapsed": read_rows == input_rows,
+        "quarantine rows written = rows classified as rejected": q_written == sum(q_counts.values()),
+        "interaction rows written = accepted events": (
+            written <= accepted_events if incremental else written == accepted_events),
+        "input = accepted + quarantined + duplicates": read_rows == written + q_written + duplicates,
+    }
+    invariant_ok = all(checks.values())
     row = {
         S.Col.RUN_ID: spec.run_id, S.Col.RUN_DATE: spec.run_date, "mode": spec.mode, S.Col.SOURCE: spec.source,
-        "input_paths": [spec.input_path], "input_rows": input_rows, "accepted": written,
-        "quarantined": quarantined_rows, "duplicates_removed": duplicates,
+        "input_paths": [spec.input_path], "input_rows": read_rows, "accepted": written,
+        "quarantined": q_written, "duplicates_removed": duplicates,
         "quarantine_by_reason": dict(sorted(q_counts.items())),
         "users": _count(store, Schema.USER_INDEX), "items": _count(store, Schema.ITEM_INDEX),
         "invariant_ok": invariant_ok, "started_at": started, "duration_s": 0.0,
@@ -300,8 +337,9 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
         runs = store.read(Schema.ETL_RUNS).where(F.col(S.Col.RUN_ID) != spec.run_id).unionByName(new_row)
     store.write(runs.coalesce(1), Schema.ETL_RUNS, mode="overwrite")
     if not invariant_ok:
-        log.error("reconciliation failed: input %d != accepted %d + quarantined %d + duplicates %d",
-                  input_rows, written, quarantined_rows, duplicates)
+        log.error("reconciliation failed (%s): input %d, accepted %d, quarantined %d, duplicates %d",
+                  "; ".join(name for name, ok in checks.items() if not ok), read_rows, written, q_written,
+                  duplicates)
     return row
 
 
