@@ -314,3 +314,18 @@ def test_partitioned_reads_across_writes_and_optimize(spark: SparkSession, store
     assert sorted((r.id, r.day) for r in table.collect()) == sorted(expected)
     one_day = table.where(F.col("day") == F.lit(dt.date(2024, 1, 2)))
     assert sorted(r.id for r in one_day.collect()) == [i for i in range(18) if i % 3 == 1]
+
+
+@pytest.mark.parametrize("exact_row_groups", [False, True], ids=["spark-writer", "arrow-writer"])
+def test_zstd_level_reaches_both_writers(spark: SparkSession, store: TableStore, tmp_path: Path,
+                                         exact_row_groups: bool) -> None:
+    frame = spark.range(20_000, numPartitions=1).select(
+        F.sha2(F.concat(F.lit("repeat "), (F.col("id") % 500).cast("string")), 256).alias("s"))
+    sizes = {}
+    for level in (1, 19):
+        leveled = TableStore(spark, dataclasses.replace(store.storage, lakehouse=str(tmp_path / f"z{level}"),
+                                                        zstd_level=level))
+        leveled.write(frame, "t", row_group_rows=4096 if exact_row_groups else None)
+        sizes[level] = sum(Path(f.replace("file://", "")).stat().st_size for f in leveled.snapshot("t").files)
+        assert leveled.read("t").count() == 20_000
+    assert sizes[19] < sizes[1]

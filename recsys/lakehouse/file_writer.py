@@ -61,6 +61,7 @@ class WriteSpec:
     # When replacing partitions: the only allowed partition values, rendered as Delta strings.
     allowed_partitions: Mapping[str, str | None] | None = None
     compression: str = "zstd"
+    zstd_level: int = 1
     write_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
@@ -135,7 +136,8 @@ class _FileRoller:
         full = f"{self.base_path}/{self.rel_path}"
         self.fs.create_dir(full.rsplit("/", 1)[0], recursive=True)
         self.writer = pq.ParquetWriter(
-            full, self.spec.arrow_schema, filesystem=self.fs, compression=self.spec.compression
+            full, self.spec.arrow_schema, filesystem=self.fs, compression=self.spec.compression,
+            compression_level=self.spec.zstd_level if self.spec.compression == "zstd" else None,
         )
         self.stats = StatsAccumulator(self.spec.arrow_schema)
 

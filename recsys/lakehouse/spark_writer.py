@@ -42,6 +42,7 @@ class SparkWriteSpec:
     row_group_bytes: int
     allowed_partitions: Mapping[str, str | None] | None = None  # replace_partitions: the only values allowed
     no_dictionary: tuple[str, ...] = ()  # columns written without dictionary encoding
+    zstd_level: int = 1
 
 
 def _is_local(uri: str) -> bool:
@@ -59,6 +60,7 @@ def write_files(spark: SparkSession, df: DataFrame, spec: SparkWriteSpec) -> lis
     writer = (
         df.write.mode("error")
         .option("compression", spec.compression)
+        .option("parquet.compression.codec.zstd.level", str(spec.zstd_level))
         .option("maxRecordsPerFile", str(spec.max_rows_per_file))
         .option("parquet.block.size", str(spec.row_group_bytes))
         # no _SUCCESS marker: the Delta log is the commit record

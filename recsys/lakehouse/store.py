@@ -296,7 +296,7 @@ class TableStore:
             files = spark_writer.write_files(self.spark, df, spark_writer.SparkWriteSpec(
                 table_uri=uri, partition_columns=partition_by, compression=self.storage.compression,
                 max_rows_per_file=self.storage.max_rows_per_file, row_group_bytes=self.storage.row_group_bytes,
-                allowed_partitions=allowed, no_dictionary=no_dictionary,
+                allowed_partitions=allowed, no_dictionary=no_dictionary, zstd_level=self.storage.zstd_level,
             ))
         else:
             files = self._write_exact_row_groups(df, uri, schema, partition_by, allowed, row_group_rows)
@@ -321,6 +321,7 @@ class TableStore:
             max_rows_per_file=self.storage.max_rows_per_file,
             allowed_partitions=allowed,
             compression=self.storage.compression,
+            zstd_level=self.storage.zstd_level,
         )
         frame = df.sortWithinPartitions(*partition_by) if partition_by else df
         metadata = frame.mapInArrow(make_partition_writer(spec), FILE_METADATA_SCHEMA)
