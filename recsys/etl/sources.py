@@ -16,6 +16,7 @@ import csv
 import fnmatch
 import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pyarrow import fs as pafs
@@ -29,6 +30,7 @@ from recsys.etl.settings import EventsConfig
 RAW_COLUMNS = ("source_file", "raw_parts", "parse_reason", "user_raw", "item_raw", "ts_raw", "event_raw",
                "value_raw")
 CORRUPT = "_corrupt_record"
+_HEADER_READERS = 16  # CSV first lines read at once by the driver
 HEADER = "_header"  # CSV events inputs: the column names of the row's file, in its order
 WITHHELD = "<record withheld: its fields cannot be told apart safely and one may be a user id>"
 LATIN1 = "ISO-8859-1"
@@ -297,8 +299,10 @@ def _csv_files(spark: SparkSession, paths: list[str], required: list[str]) -> Da
             table); the message names the file and the columns, never the line (it may be data).
     """
     by_header: dict[tuple[str, ...], list[str]] = {}
-    for path in paths:
-        header = tuple(c.strip() for c in csv_header(path))
+    with ThreadPoolExecutor(max_workers=min(_HEADER_READERS, max(1, len(paths)))) as pool:
+        headers = list(pool.map(csv_header, paths))  # object stores: latency-bound, so in parallel
+    for path, names in zip(paths, headers, strict=True):
+        header = tuple(c.strip() for c in names)
         if missing := [c for c in required if c not in header]:
             raise ValueError(f"CSV file {path}: its first line does not name the column(s) {missing}; every "
                              "CSV input file needs a header line (check the etl.events.*_col settings)")
