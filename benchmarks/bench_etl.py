@@ -39,7 +39,7 @@ from recsys.config import load_config  # noqa: E402
 from recsys.etl import pipeline as P  # noqa: E402
 from recsys.etl.rules import rating_weight  # noqa: E402
 from recsys.etl.settings import EtlConfig  # noqa: E402
-from recsys.jobs.etl import RunSpec, make_run_id, run_etl  # noqa: E402
+from recsys.jobs.etl import RunSpec, run_etl  # noqa: E402
 from recsys.lakehouse import TableStore  # noqa: E402
 from recsys.spark_session import get_spark  # noqa: E402
 from recsys.synth import SynthSpec, write_dataset  # noqa: E402
@@ -125,7 +125,7 @@ def main() -> int:
 
     store = TableStore(spark, config.storage)
     run_date = dt.date(2024, 1, 1)
-    spec = RunSpec("movielens", data, run_date, "full", make_run_id("movielens", "full", run_date, data))
+    spec = RunSpec("movielens", data, run_date, "full")
     t = time.perf_counter()
     row = run_etl(store, config.etl, spec)
     etl_s = time.perf_counter() - t
@@ -139,7 +139,7 @@ def main() -> int:
                                lakehouse=str(work / "floor-lakehouse"), conf_dir=REPO / "conf")
     floor_store = TableStore(spark, floor_config.storage)
     t = time.perf_counter()
-    dedup_floor(floor_store, data, config.etl, os.environ["RECSYS_PSEUDONYM_KEY"], spec.run_id)
+    dedup_floor(floor_store, data, config.etl, os.environ["RECSYS_PSEUDONYM_KEY"], str(row["run_id"]))
     floor_s = time.perf_counter() - t
     floor_rows = floor_store.snapshot("interactions").num_records
     print(f"dedup floor: {floor_s:.1f}s, {rows / floor_s:,.0f} rows/s ({floor_rows:,} rows, "

@@ -10,7 +10,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from recsys.config import load_config
-from recsys.jobs.etl import RunSpec, make_run_id, run_etl
+from recsys.jobs.etl import RunSpec, run_etl
 from recsys.lakehouse import TableStore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ def run(spark: SparkSession, lakehouse: Path, input_dir: Path, source: str = "mo
     cfg = load_config("test", conf_dir=REPO_ROOT / "conf", overrides=list(overrides), lakehouse=str(lakehouse))
     store = TableStore(spark, cfg.storage)
     path = str(input_dir)
-    spec = RunSpec(source, path, run_date, mode, make_run_id(source, mode, run_date, path))
+    spec = RunSpec(source, path, run_date, mode)
     return run_etl(store, cfg.etl, spec), store
 
 

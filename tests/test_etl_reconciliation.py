@@ -40,8 +40,10 @@ def test_batches_dropped_into_one_folder_are_separate_runs(spark: SparkSession, 
     assert (second["run_id"], R.BAD_TIMESTAMP) in quarantine
     assert store.read("etl_runs").count() == 2
     assert store.read("interactions").count() == 2
+    write(landing / "notes.txt", "not an input of the run\n")  # files the run does not read play no part
     again, _ = run(spark, tmp_path / "lh", landing, source="events", mode="incremental", overrides=EVENTS)
     assert again["run_id"] == second["run_id"] and store.read("etl_runs").count() == 2
+    assert (again["accepted"], again["duplicates_removed"], again["invariant_ok"]) == (1, 1, True)
 
 
 def test_user_table_duplicates_and_users_without_events(spark: SparkSession, tmp_path: Path) -> None:
@@ -83,3 +85,22 @@ def test_reconciliation_fails_when_a_table_loses_rows(spark: SparkSession, tmp_p
     assert row["invariant_ok"] is False
     assert (row["input_rows"], row["accepted"], row["quarantined"]) == (3, 1, 1)
     assert store.read("etl_runs").first().invariant_ok is False  # type: ignore[union-attr]
+
+
+def test_incremental_reconciliation_fails_when_appended_rows_are_lost(spark: SparkSession, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cross-batch duplicates are counted on their own, so a row lost from an incremental append is not taken
+    for one."""
+    write(tmp_path / "b1" / "events.csv", HEADER + "alice-7731,i1,2024-01-02,click\n")
+    write(tmp_path / "b2" / "events.csv",
+          HEADER + "alice-7731,i1,2024-01-02,click\nbob-8842,i2,2024-01-03,click\nbob-8842,i3,2024-01-03,click\n")
+    run(spark, tmp_path / "lh", tmp_path / "b1", source="events", overrides=EVENTS)
+    real = P.write_layout
+
+    def losing_one(frame: DataFrame, *args: object, **kwargs: object) -> DataFrame:
+        return real(frame.where("item_id != 'i3'"), *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(P, "write_layout", losing_one)
+    row, _ = run(spark, tmp_path / "lh", tmp_path / "b2", source="events", mode="incremental", overrides=EVENTS)
+    assert (row["input_rows"], row["accepted"], row["duplicates_removed"]) == (3, 1, 1)
+    assert row["invariant_ok"] is False

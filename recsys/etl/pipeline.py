@@ -306,8 +306,8 @@ def user_table_rows(users: DataFrame, key: bytes, cfg: EtlConfig, run_id: str, r
     """A raw user table -> (good rows, quarantine rows).
 
     Good rows are ``user_id, attributes, source_file, safe_record`` (the raw record with the user field
-    replaced by its pseudonym), one per user: of rows naming the same user, the first by file and record is
-    kept and the others are quarantined as ``duplicate_id`` (as for catalog rows).
+    replaced by its pseudonym), one per user: of rows naming the same user, the first by file path and then by
+    fields is kept and the others are quarantined as ``duplicate_id`` (as for catalog rows).
     """
     user = normalize_id(F.col("user_raw"), id_pattern)
     reason = (F.when(F.col("parse_reason").isNotNull(), F.col("parse_reason"))
@@ -320,7 +320,7 @@ def user_table_rows(users: DataFrame, key: bytes, cfg: EtlConfig, run_id: str, r
     replaced = F.transform("raw_parts", lambda x, i: F.when(i == 0, F.coalesce(
         F.col(S.Col.USER_ID), F.lit(""))).otherwise(x))
     checked = checked.withColumn("safe_record", F.call_function("array_join", replaced, F.col("raw_sep")))
-    first = Window.partitionBy(S.Col.USER_ID).orderBy("source_file", "safe_record")
+    first = Window.partitionBy(S.Col.USER_ID).orderBy("source_file", "raw_parts")  # fields, not their join
     ok = checked.where(F.col("reason").isNull()).withColumn(
         "reason", F.when(F.row_number().over(first) > 1, F.lit(R.DUPLICATE_ID)))
     checked = checked.where(F.col("reason").isNotNull()).unionByName(ok)

@@ -57,33 +57,28 @@ class RunSpec:
     input_path: str
     run_date: dt.date
     mode: str
-    run_id: str
+    run_id: str = ""  # "" = derived by run_etl from the files it reads (see make_run_id)
 
 
-def input_fingerprint(input_path: str) -> str:
-    """A digest of the names and sizes of the files under ``input_path`` (recursively; hidden and ``_``-prefixed
-    entries skipped, as Spark skips them): a new batch dropped into the same folder changes it, a copy of the
-    same files elsewhere in time does not (modification times are left out)."""
-    filesystem, base = (pafs.FileSystem.from_uri(input_path) if "://" in input_path
-                        else (pafs.LocalFileSystem(), input_path))
-    base = base.rstrip("/")
-    infos = filesystem.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
-    listing = sorted(
-        (i.path[len(base) + 1:], int(i.size or 0)) for i in infos
-        if i.type == pafs.FileType.File
-        and not any(part.startswith((".", "_")) for part in i.path[len(base) + 1:].split("/")))
-    digest = hashlib.sha1()
-    for name, size in listing:
-        digest.update(f"{name}\t{size}\n".encode())
-    return digest.hexdigest()
+def _file_sizes(uris: Sequence[str]) -> list[tuple[str, int]]:
+    """(uri, size) of each file (one metadata call per file system, no Spark job)."""
+    if not uris:
+        return []
+    filesystem, _ = pafs.FileSystem.from_uri(uris[0])  # one input folder: one filesystem
+    infos = filesystem.get_file_info([pafs.FileSystem.from_uri(u)[1] for u in uris])
+    return [(u, int(i.size or 0)) for u, i in zip(uris, infos, strict=True)]
 
 
-def make_run_id(source: str, mode: str, run_date: dt.date, input_path: str) -> str:
-    """Deterministic: the same source, mode, date, input path and input files (names and sizes, see
-    :func:`input_fingerprint`) give the same run id, so a re-run replaces what it wrote; another batch of files
-    in the same folder on the same date is another run."""
-    digest = hashlib.sha1(f"{input_path}\n{input_fingerprint(input_path)}".encode()).hexdigest()[:10]
-    return f"{source}-{mode}-{run_date.isoformat()}-{digest}"
+def make_run_id(source: str, mode: str, run_date: dt.date, input_path: str,
+                input_files: Sequence[tuple[str, int]] = ()) -> str:
+    """Deterministic: the same source, mode, date, input path and input files (``(uri, size)`` of every file the
+    run reads; modification times left out, so a copy of the same files is the same input) give the same run
+    id, so a re-run replaces what it wrote, while another batch of files in the same folder on the same date is
+    another run. Files under the folder that the run does not read play no part."""
+    digest = hashlib.sha1(input_path.encode("utf-8"))
+    for uri, size in sorted(input_files):
+        digest.update(f"\n{uri}\t{size}".encode())
+    return f"{source}-{mode}-{run_date.isoformat()}-{digest.hexdigest()[:10]}"
 
 
 def _normalize_path(path: str) -> str:
@@ -107,12 +102,7 @@ def _read_if_exists(store: TableStore, name: str) -> DataFrame | None:
 
 def _input_bytes(frame: DataFrame) -> int:
     """Total size of the files ``frame`` reads (file listing only, no Spark job)."""
-    uris = frame.inputFiles()
-    if not uris:
-        return 0
-    filesystem, _ = pafs.FileSystem.from_uri(uris[0])  # one input folder: one filesystem
-    paths = [pafs.FileSystem.from_uri(u)[1] for u in uris]
-    return sum(int(info.size or 0) for info in filesystem.get_file_info(paths))
+    return sum(size for _, size in _file_sizes(frame.inputFiles()))
 
 
 def _materialize(frame: DataFrame) -> DataFrame:
@@ -161,6 +151,11 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
         raw = sources.read_events(spark, spec.input_path, cfg.events)
         catalog = sources.read_events_catalog(spark, spec.input_path, cfg.events)
         users_raw = sources.read_events_users(spark, spec.input_path, cfg.events)
+    if not spec.run_id:
+        frames = [raw.frame, users_raw, *((catalog.items, catalog.tags) if catalog is not None else ())]
+        read_files = sorted({uri for frame in frames if frame is not None for uri in frame.inputFiles()})
+        spec = replace(spec, run_id=make_run_id(spec.source, spec.mode, spec.run_date, spec.input_path,
+                                                _file_sizes(read_files)))
     id_pattern = raw.id_pattern
     existing_items = _read_if_exists(store, Schema.ITEMS)
 
@@ -246,6 +241,7 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     parts = list(S.PARTITION_COLUMNS[Schema.INTERACTIONS])
     plain = S.NO_DICTIONARY_COLUMNS[Schema.INTERACTIONS]
     incremental = spec.mode == "incremental" and store.exists(Schema.INTERACTIONS)
+    cross_batch = 0
     if incremental:
         keys = [S.Col.USER_ID, S.Col.ITEM_ID, S.Col.TS]
         table = store.read(Schema.INTERACTIONS)
@@ -253,6 +249,9 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
         mine = table.where(F.col(S.Col.RUN_ID) == spec.run_id).select(*keys)
         interactions = P.interaction_rows(P.with_users(rows, users_map, broadcast=False), item_index, types,
                                           spec.run_id, spec.source, grain)
+        # accepted events an earlier run loaded already: counted on their own (a pass over this batch's events
+        # and the table's keys), so the reconciliation can tell them from lost rows
+        cross_batch = interactions.join(earlier, keys, "left_semi").count()
         fresh = interactions.join(earlier, keys, "left_anti").join(mine, keys, "left_anti")
         store.write(P.write_layout(fresh, tasks, salt, grain), Schema.INTERACTIONS, mode="append", partition_by=parts,
                     no_dictionary=plain)
@@ -310,13 +309,12 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     accepted_events = by_reason.get(None, 0)
     q_counts = {k: v for k, v in by_reason.items() if k is not None}
     # copies beyond the first of each event (accepted, or rejected by a later rule), plus (incremental) accepted
-    # events an earlier batch had loaded already
-    duplicates = input_rows - sum(by_reason.values()) + (accepted_events - written)
+    # events an earlier run had loaded already
+    duplicates = input_rows - sum(by_reason.values()) + cross_batch
     checks = {
         "rows read = rows collapsed": read_rows == input_rows,
         "quarantine rows written = rows classified as rejected": q_written == sum(q_counts.values()),
-        "interaction rows written = accepted events": (
-            written <= accepted_events if incremental else written == accepted_events),
+        "interaction rows written = accepted events not loaded before": written == accepted_events - cross_batch,
         "input = accepted + quarantined + duplicates": read_rows == written + q_written + duplicates,
     }
     invariant_ok = all(checks.values())
@@ -354,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     input_path = _normalize_path(args.input or str(SAMPLE_DIR))
     run_date = dt.date.fromisoformat(args.run_date) if args.run_date else dt.datetime.now(dt.timezone.utc).date()
     mode = args.mode or cfg.mode
-    spec = RunSpec(source, input_path, run_date, mode, make_run_id(source, mode, run_date, input_path))
+    spec = RunSpec(source, input_path, run_date, mode)
     row = run_etl(ctx.store, cfg, spec)
     summary = {k: (v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v) for k, v in row.items()}
     sys.stdout.write(json.dumps(summary, sort_keys=True) + "\n")
