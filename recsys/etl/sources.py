@@ -3,7 +3,8 @@
 MovieLens layouts are detected from the files present under ``--input`` (a file or a Spark output folder of
 that name both work). Interaction files are read as text lines and split here, so that malformed lines,
 wrong field counts and undecodable bytes reach quarantine with their raw line. Catalog and user tables
-(dimensions) use Spark's CSV/JSON/Parquet readers in PERMISSIVE mode with a corrupt-record column.
+(dimensions) use Spark's CSV/JSON/Parquet readers in PERMISSIVE mode with a corrupt-record column. Generic
+event logs are read by :mod:`recsys.etl.event_sources` into the same frames.
 
 A raw interaction frame has the columns of :data:`RAW_COLUMNS`; ``raw_parts`` holds the record's fields
 and :attr:`RawInteractions.render_raw` turns them back into one string with the user field replaced by its
@@ -12,11 +13,7 @@ pseudonym (so raw user ids never reach the quarantine table).
 
 from __future__ import annotations
 
-import csv
-import fnmatch
-import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pyarrow import fs as pafs
@@ -25,12 +22,10 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from recsys.etl import reasons as R
-from recsys.etl.settings import EventsConfig
 
 RAW_COLUMNS = ("source_file", "raw_parts", "parse_reason", "user_raw", "item_raw", "ts_raw", "event_raw",
                "value_raw")
 CORRUPT = "_corrupt_record"
-_HEADER_READERS = 16  # CSV first lines read at once by the driver
 HEADER = "_header"  # CSV events inputs: the column names of the row's file, in its order
 WITHHELD = "<record withheld: its fields cannot be told apart safely and one may be a user id>"
 LATIN1 = "ISO-8859-1"
@@ -110,13 +105,13 @@ def detect_layout(path: str) -> Layout:
         f"no MovieLens ratings file (ratings.csv, ratings.dat or u.data) under {path}; found {sorted(names)}")
 
 
-def _file_col() -> Column:
+def file_col() -> Column:
     return F.col("_metadata.file_path")
 
 
 def _text_lines(spark: SparkSession, path: str, encoding: str, header: str | None) -> DataFrame:
     """Lines of text files with source_file; bytes decoded, undecodable lines flagged."""
-    lines = spark.read.text(path).select(F.col("value").alias("line"), _file_col().alias("source_file"))
+    lines = spark.read.text(path).select(F.col("value").alias("line"), file_col().alias("source_file"))
     if encoding == LATIN1:
         lines = lines.select(F.decode(F.col("line").cast("binary"), LATIN1).alias("line"), "source_file",
                              F.lit(True).alias("decodable"))
@@ -137,7 +132,7 @@ def _delimited_render(separator: str, user_position: int) -> Callable[[Column], 
     return render
 
 
-def _user_field_render(separator: str, user_position: int) -> Callable[[Column], Column]:
+def user_field_render(separator: str, user_position: int) -> Callable[[Column], Column]:
     """Like :func:`_delimited_render`, and every field equal to the row's ``user_raw`` is replaced too (a
     malformed line's user field need not be at the header's position)."""
     def render(pseudonym: Column) -> Column:
@@ -153,7 +148,7 @@ def _user_field_render(separator: str, user_position: int) -> Callable[[Column],
 
 def _split_interactions(lines: DataFrame, separator: str, n_fields: int) -> DataFrame:
     """``user, item, value, timestamp`` lines (all MovieLens rating layouts) -> raw frame."""
-    parts = F.split(F.col("line"), _regex_literal(separator), -1)
+    parts = F.split(F.col("line"), regex_literal(separator), -1)
     frame = lines.select("source_file", "decodable", parts.alias("raw_parts"))
     reason = (F.when(~F.col("decodable"), F.lit(R.UNDECODABLE))
               .when(F.size("raw_parts") != n_fields, F.lit(R.FIELD_COUNT)))
@@ -167,7 +162,7 @@ def _split_interactions(lines: DataFrame, separator: str, n_fields: int) -> Data
     )
 
 
-def _regex_literal(text: str) -> str:
+def regex_literal(text: str) -> str:
     return "".join("\\" + c if not c.isalnum() and c not in "\t" else c for c in text)
 
 
@@ -184,10 +179,10 @@ def _csv(spark: SparkSession, path: str, columns: list[str], sep: str, encoding:
               .option("encoding", encoding).option("mode", "PERMISSIVE")
               .option("columnNameOfCorruptRecord", CORRUPT))
     reader = reader.option("escape", '"') if quoted else reader.option("quote", "\u0000")  # RFC 4180: "" is "
-    return reader.csv(path).withColumn("source_file", _file_col())
+    return reader.csv(path).withColumn("source_file", file_col())
 
 
-def _parse_reason(columns: list[str]) -> Column:
+def parse_reason(columns: list[str]) -> Column:
     return (F.when(F.col(CORRUPT).isNotNull(), F.lit(R.MALFORMED))
             .when(F.concat_ws("", *[F.coalesce(F.col(c), F.lit("")) for c in columns]).contains("\ufffd"),
                   F.lit(R.UNDECODABLE)))
@@ -217,7 +212,7 @@ def read_movielens_catalog(spark: SparkSession, path: str, layout: Layout) -> Ra
         "source_file",
         F.coalesce(F.col(CORRUPT), F.concat_ws(sep, *[F.coalesce(F.col(c), F.lit("")) for c in cols]))
         .alias("raw_record"),
-        _parse_reason(cols).alias("parse_reason"))
+        parse_reason(cols).alias("parse_reason"))
     tags = None
     if layout.tags and layout.tags in set(list_names(path)):
         tag_raw = _csv(spark, join_path(path, layout.tags), ["userId", "movieId", "tag", "timestamp"], ",",
@@ -225,7 +220,7 @@ def read_movielens_catalog(spark: SparkSession, path: str, layout: Layout) -> Ra
         tags = tag_raw.select(
             F.col("movieId").alias("item_raw"), "tag", F.col("userId").alias("user_raw"),
             F.col("timestamp").alias("timestamp_raw"), "source_file", F.col(CORRUPT).alias("corrupt_record"),
-            _parse_reason(["userId", "movieId", "tag", "timestamp"]).alias("parse_reason"))
+            parse_reason(["userId", "movieId", "tag", "timestamp"]).alias("parse_reason"))
     return RawCatalog(items, tags)
 
 
@@ -239,189 +234,21 @@ def read_movielens_users(spark: SparkSession, path: str, layout: Layout) -> Data
     else:
         cols, sep = ["user_raw", "age", "gender", "occupation", "zip"], "|"
     raw = _csv(spark, join_path(path, layout.users), cols, sep, LATIN1, header=False, quoted=False)
-    return _users_frame(raw, cols, sep, ["gender", "age", "occupation"])
+    return users_frame(raw, cols, sep, ["gender", "age", "occupation"])
 
 
-def _users_frame(raw: DataFrame, cols: list[str], sep: str, attributes: list[str]) -> DataFrame:
+def users_frame(raw: DataFrame, cols: list[str], sep: str, attributes: list[str]) -> DataFrame:
     attrs = F.map_from_arrays(F.array(*[F.lit(a) for a in attributes]),
                               F.array(*[F.col(a).cast("string") for a in attributes]))
     corrupt = F.col(CORRUPT)
     parts = (F.when(corrupt == F.lit(WITHHELD), F.array(F.lit(""), F.lit(WITHHELD)))  # no user field
-             .when(corrupt.isNotNull(), F.split(corrupt, _regex_literal(sep), -1))
+             .when(corrupt.isNotNull(), F.split(corrupt, regex_literal(sep), -1))
              .otherwise(F.array(*[F.coalesce(F.col(c).cast("string"), F.lit("")) for c in cols])))
     return raw.select(
         F.trim(F.when(F.col(CORRUPT).isNotNull(), F.try_element_at(parts, F.lit(1))).otherwise(
             F.col(cols[0]).cast("string"))).alias("user_raw"),
         attrs.alias("attributes"), parts.alias("raw_parts"), F.lit(sep).alias("raw_sep"), "source_file",
-        _parse_reason(cols).alias("parse_reason"))
+        parse_reason(cols).alias("parse_reason"))
 
 
 # ---------------------------------------------------------------------------------------------- events
-def _matching(path: str, pattern: str) -> list[str]:
-    return [join_path(path, n) for n in list_names(path) if fnmatch.fnmatch(n, pattern)]
-
-
-def _read_any(spark: SparkSession, paths: list[str], fmt: str, required: list[str]) -> DataFrame:
-    """Every file of ``paths`` as string columns (+ corrupt record, source file); CSV files must each name
-    the ``required`` columns on their first line."""
-    if fmt == "csv":
-        return _csv_files(spark, paths, [c for c in required if c])
-    if fmt == "json":
-        frame = spark.read.json(paths)
-        schema = T.StructType([T.StructField(c, T.StringType()) for c in frame.columns if c != CORRUPT])
-        schema = schema.add(CORRUPT, T.StringType())
-        return (spark.read.schema(schema).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord",
-                CORRUPT).json(paths).withColumn("source_file", _file_col()))
-    if fmt == "parquet":
-        frame = spark.read.parquet(*paths)
-        return frame.select(*[F.col(c).cast("string").alias(c) for c in frame.columns],
-                            F.lit(None).cast("string").alias(CORRUPT), _file_col().alias("source_file"))
-    raise ValueError(f"etl.events.format must be csv, json or parquet, not {fmt!r}")
-
-
-def csv_header(path: str) -> list[str]:
-    """The column names on the first line of a CSV file (decompressed by its extension); [] if empty."""
-    filesystem, inner = pafs.FileSystem.from_uri(path) if "://" in path else (pafs.LocalFileSystem(), path)
-    head = b""
-    with filesystem.open_input_stream(inner, compression="detect") as stream:
-        while b"\n" not in head and (chunk := stream.read(1 << 16)):  # the first line only
-            head += chunk
-    first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").lstrip("\ufeff")
-    return next(csv.reader([first]), []) if first.strip() else []
-
-
-def _csv_files(spark: SparkSession, paths: list[str], required: list[str]) -> DataFrame:
-    """CSV files with a header line each, every file read by its own header (files may order their columns
-    differently; Spark would map them all by the first file's positions).
-
-    Raises:
-        ValueError: a file's first line does not name every ``required`` column (no header, or another
-            table); the message names the file and the columns, never the line (it may be data).
-    """
-    by_header: dict[tuple[str, ...], list[str]] = {}
-    with ThreadPoolExecutor(max_workers=min(_HEADER_READERS, max(1, len(paths)))) as pool:
-        headers = list(pool.map(csv_header, paths))  # object stores: latency-bound, so in parallel
-    for path, names in zip(paths, headers, strict=True):
-        header = tuple(c.strip() for c in names)
-        if missing := [c for c in required if c not in header]:
-            raise ValueError(f"CSV file {path}: its first line does not name the column(s) {missing}; every "
-                             "CSV input file needs a header line (check the etl.events.*_col settings)")
-        by_header.setdefault(header, []).append(path)
-    frames = [_csv_paths(spark, group, list(header)) for header, group in by_header.items()]
-    return functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
-
-
-def _csv_paths(spark: SparkSession, paths: list[str], columns: list[str]) -> DataFrame:
-    schema = T.StructType([T.StructField(c, T.StringType()) for c in [*columns, CORRUPT]])
-    return (spark.read.schema(schema).option("header", True).option("escape", '"').option("mode", "PERMISSIVE")
-            .option("columnNameOfCorruptRecord", CORRUPT).csv(paths).withColumn("source_file", _file_col())
-            .withColumn(HEADER, F.array(*[F.lit(c) for c in columns])))
-
-
-def _data_columns(frame: DataFrame) -> list[str]:
-    return [c for c in frame.columns if c not in (CORRUPT, "source_file", HEADER)]
-
-
-def _header_position(name: str) -> Column:
-    """0-based position of column ``name`` in the row's own file (CSV inputs)."""
-    return F.array_position(F.col(HEADER), F.lit(name)).cast("int") - 1
-
-
-def _missing_columns(names: list[str], frame_columns: list[str], what: str) -> None:
-    """Raise for configured columns absent from the input, naming only the configured names (a headerless
-    CSV file's first line is data, maybe user ids: it is never echoed)."""
-    missing = [n for n in names if n and n not in frame_columns]
-    if missing:
-        raise ValueError(f"{what} column(s) {missing} not found in the input's header or schema "
-                         f"({len(frame_columns)} columns); check the etl.events.*_col settings and that every "
-                         "CSV file starts with a header line")
-
-
-# A CSV field boundary: a comma followed by an even number of quotes (so not inside a quoted field).
-CSV_COMMA = ',(?=(?:[^"]*"[^"]*")*[^"]*$)'
-
-
-def _balanced_quotes(line: Column) -> Column:
-    return (F.length(line) - F.length(F.regexp_replace(line, '"', ""))) % 2 == 0
-
-
-def read_events(spark: SparkSession, path: str, cfg: EventsConfig) -> RawInteractions:
-    paths = _matching(path, cfg.interactions)
-    if not paths:
-        raise FileNotFoundError(f"no event files matching {cfg.interactions!r} under {path}")
-    required = [cfg.user_col, cfg.item_col, cfg.timestamp_col, cfg.event_type_col, cfg.value_col]
-    frame = _read_any(spark, paths, cfg.format, required)
-    data_cols = _data_columns(frame)
-    _missing_columns(required, data_cols, "event")
-    if cfg.format == "csv":
-        # A malformed line is split at its field boundaries, quoted commas kept, by its file's header (the
-        # user field's position); a line with unbalanced quotes cannot be split safely: its record is withheld.
-        corrupt = F.col(CORRUPT)
-        user_pos = _header_position(cfg.user_col)
-        parts = F.when(corrupt.isNotNull(), F.when(_balanced_quotes(corrupt), F.split(corrupt, CSV_COMMA, -1))
-                       .otherwise(F.array(F.lit(WITHHELD)))).otherwise(
-            F.array(*[F.coalesce(F.col(c), F.lit("")) for c in data_cols]))
-        user = F.when(corrupt.isNotNull(), F.when(_balanced_quotes(corrupt), F.try_element_at(parts, user_pos + 1))
-                      ).otherwise(F.col(cfg.user_col))
-        render = _user_field_render(",", data_cols.index(cfg.user_col))
-    else:
-        # One part: the record as JSON; the user field is rewritten with a regex (also in corrupt lines).
-        others = [c for c in data_cols if c != cfg.user_col]
-        # the user field in double or single quotes (Spark's JSON reader accepts both) or bare
-        pattern = (rf"""["']{cfg.user_col}["']\s*:\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^,}}\s]*)""")
-        user = F.when(F.col(CORRUPT).isNotNull(), F.regexp_replace(
-            F.regexp_extract(F.col(CORRUPT), pattern, 1), """^["']|["']$""", "")).otherwise(F.col(cfg.user_col))
-        # a malformed record without a recognisable user field may still hold one: withheld
-        parts = F.array(F.when(F.col(CORRUPT).isNull(), F.to_json(F.struct(*others)))
-                        .when(F.col(CORRUPT).rlike(pattern), F.col(CORRUPT)).otherwise(F.lit(WITHHELD)))
-        user_col = cfg.user_col
-
-        def render(pseudonym: Column) -> Column:
-            record = F.col("raw_parts")[0]
-            safe = F.concat(F.lit(f'"{user_col}":"'), F.coalesce(pseudonym, F.lit("")), F.lit('"'))
-            return F.when(record.rlike(pattern), F.regexp_replace(record, F.lit(pattern), safe)).otherwise(
-                F.concat(F.lit("{"), safe, F.lit(',"record":'), F.to_json(F.struct(record.alias("r"))),
-                         F.lit("}")))
-    value = F.col(cfg.value_col) if cfg.value_col else F.lit(None).cast("string")
-    out = frame.select(
-        "source_file", parts.alias("raw_parts"), _parse_reason(data_cols).alias("parse_reason"),
-        F.trim(user).alias("user_raw"), F.trim(F.col(cfg.item_col)).alias("item_raw"),
-        F.trim(F.col(cfg.timestamp_col)).alias("ts_raw"), F.trim(F.col(cfg.event_type_col)).alias("event_raw"),
-        F.trim(value).alias("value_raw"))
-    return RawInteractions(out, cfg.timestamp_format, ".+", None, render)
-
-
-def read_events_catalog(spark: SparkSession, path: str, cfg: EventsConfig) -> RawCatalog | None:
-    paths = _matching(path, cfg.items)
-    if not paths:
-        return None
-    raw = _read_any(spark, paths, cfg.format, [cfg.item_id_col])
-    cols = _data_columns(raw)
-
-    def opt(name: str) -> Column:
-        return F.col(name) if name and name in cols else F.lit(None).cast("string")
-
-    categories = F.filter(F.split(F.coalesce(opt(cfg.item_categories_col), F.lit("")),
-                                  _regex_literal(cfg.categories_separator)), lambda g: F.trim(g) != "")
-    items = raw.select(
-        F.trim(opt(cfg.item_id_col)).alias("item_raw"), opt(cfg.item_title_col).alias("title"),
-        opt(cfg.item_description_col).alias("description"), F.transform(categories, F.trim).alias("categories"),
-        F.coalesce(opt(cfg.item_year_col), F.lit("")).alias("year_raw"), "source_file",
-        F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*cols))).alias("raw_record"),
-        _parse_reason(cols).alias("parse_reason"))
-    return RawCatalog(items, None)
-
-
-def read_events_users(spark: SparkSession, path: str, cfg: EventsConfig) -> DataFrame | None:
-    paths = _matching(path, cfg.users)
-    if not paths:
-        return None
-    raw = _read_any(spark, paths, cfg.format, [cfg.user_id_col])
-    cols = _data_columns(raw)
-    _missing_columns([cfg.user_id_col], cols, "user table")
-    ordered = [cfg.user_id_col, *[c for c in cols if c != cfg.user_id_col]]
-    # a malformed line's fields cannot be matched to the header safely (JSON, quoted CSV): its record is
-    # withheld rather than risk quarantining a raw user id
-    raw = raw.withColumn(CORRUPT, F.when(F.col(CORRUPT).isNotNull(), F.lit(WITHHELD)))
-    return _users_frame(raw.withColumnRenamed(cfg.user_id_col, "user_raw"),
-                        ["user_raw", *ordered[1:]], ",", ordered[1:])

@@ -35,9 +35,9 @@ from pyspark.sql import functions as F
 
 from recsys import schemas as S
 from recsys.data import SAMPLE_DIR
+from recsys.etl import event_sources, sources
 from recsys.etl import pipeline as P
 from recsys.etl import reasons as R
-from recsys.etl import sources
 from recsys.etl.activity import LATE_REASONS, bot_candidates, bot_users
 from recsys.etl.dedup import EVENT_KEY, recover_raw
 from recsys.etl.indexing import extend_index
@@ -148,9 +148,9 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
         users_raw = sources.read_movielens_users(spark, spec.input_path, layout)
         log.info("MovieLens layout %s at %s", layout.name, spec.input_path)
     else:
-        raw = sources.read_events(spark, spec.input_path, cfg.events)
-        catalog = sources.read_events_catalog(spark, spec.input_path, cfg.events)
-        users_raw = sources.read_events_users(spark, spec.input_path, cfg.events)
+        raw = event_sources.read_events(spark, spec.input_path, cfg.events)
+        catalog = event_sources.read_events_catalog(spark, spec.input_path, cfg.events)
+        users_raw = event_sources.read_events_users(spark, spec.input_path, cfg.events)
     if not spec.run_id:
         frames = [raw.frame, users_raw, *((catalog.items, catalog.tags) if catalog is not None else ())]
         read_files = sorted({uri for frame in frames if frame is not None for uri in frame.inputFiles()})

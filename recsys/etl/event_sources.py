@@ -1,0 +1,207 @@
+"""Generic event logs -> standard raw frames: interactions, item catalog and optional user table, in CSV, JSON
+lines or Parquet, with the column mapping of ``etl.events`` (:class:`recsys.etl.settings.EventsConfig`).
+
+CSV files are each read by their own header line (files may order their columns differently); malformed
+lines are split at field boundaries so their user field can be pseudonymized, or withheld when that cannot
+be done safely. The frames have the shapes of :mod:`recsys.etl.sources`.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import functools
+from concurrent.futures import ThreadPoolExecutor
+
+from pyarrow import fs as pafs
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from recsys.etl.settings import EventsConfig
+from recsys.etl.sources import (
+    CORRUPT,
+    HEADER,
+    WITHHELD,
+    RawCatalog,
+    RawInteractions,
+    file_col,
+    join_path,
+    list_names,
+    parse_reason,
+    regex_literal,
+    user_field_render,
+    users_frame,
+)
+
+_HEADER_READERS = 16  # CSV first lines read at once by the driver
+
+
+def _matching(path: str, pattern: str) -> list[str]:
+    return [join_path(path, n) for n in list_names(path) if fnmatch.fnmatch(n, pattern)]
+
+
+def _read_any(spark: SparkSession, paths: list[str], fmt: str, required: list[str]) -> DataFrame:
+    """Every file of ``paths`` as string columns (+ corrupt record, source file); CSV files must each name
+    the ``required`` columns on their first line."""
+    if fmt == "csv":
+        return _csv_files(spark, paths, [c for c in required if c])
+    if fmt == "json":
+        frame = spark.read.json(paths)
+        schema = T.StructType([T.StructField(c, T.StringType()) for c in frame.columns if c != CORRUPT])
+        schema = schema.add(CORRUPT, T.StringType())
+        return (spark.read.schema(schema).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord",
+                CORRUPT).json(paths).withColumn("source_file", file_col()))
+    if fmt == "parquet":
+        frame = spark.read.parquet(*paths)
+        return frame.select(*[F.col(c).cast("string").alias(c) for c in frame.columns],
+                            F.lit(None).cast("string").alias(CORRUPT), file_col().alias("source_file"))
+    raise ValueError(f"etl.events.format must be csv, json or parquet, not {fmt!r}")
+
+
+def csv_header(path: str) -> list[str]:
+    """The column names on the first line of a CSV file (decompressed by its extension); [] if empty."""
+    filesystem, inner = pafs.FileSystem.from_uri(path) if "://" in path else (pafs.LocalFileSystem(), path)
+    head = b""
+    with filesystem.open_input_stream(inner, compression="detect") as stream:
+        while b"\n" not in head and (chunk := stream.read(1 << 16)):  # the first line only
+            head += chunk
+    first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").lstrip("\ufeff")
+    return next(csv.reader([first]), []) if first.strip() else []
+
+
+def _csv_files(spark: SparkSession, paths: list[str], required: list[str]) -> DataFrame:
+    """CSV files with a header line each, every file read by its own header (files may order their columns
+    differently; Spark would map them all by the first file's positions).
+
+    Raises:
+        ValueError: a file's first line does not name every ``required`` column (no header, or another
+            table); the message names the file and the columns, never the line (it may be data).
+    """
+    by_header: dict[tuple[str, ...], list[str]] = {}
+    with ThreadPoolExecutor(max_workers=min(_HEADER_READERS, max(1, len(paths)))) as pool:
+        headers = list(pool.map(csv_header, paths))  # object stores: latency-bound, so in parallel
+    for path, names in zip(paths, headers, strict=True):
+        header = tuple(c.strip() for c in names)
+        if missing := [c for c in required if c not in header]:
+            raise ValueError(f"CSV file {path}: its first line does not name the column(s) {missing}; every "
+                             "CSV input file needs a header line (check the etl.events.*_col settings)")
+        by_header.setdefault(header, []).append(path)
+    frames = [_csv_paths(spark, group, list(header)) for header, group in by_header.items()]
+    return functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
+
+
+def _csv_paths(spark: SparkSession, paths: list[str], columns: list[str]) -> DataFrame:
+    schema = T.StructType([T.StructField(c, T.StringType()) for c in [*columns, CORRUPT]])
+    return (spark.read.schema(schema).option("header", True).option("escape", '"').option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", CORRUPT).csv(paths).withColumn("source_file", file_col())
+            .withColumn(HEADER, F.array(*[F.lit(c) for c in columns])))
+
+
+def _data_columns(frame: DataFrame) -> list[str]:
+    return [c for c in frame.columns if c not in (CORRUPT, "source_file", HEADER)]
+
+
+def _header_position(name: str) -> Column:
+    """0-based position of column ``name`` in the row's own file (CSV inputs)."""
+    return F.array_position(F.col(HEADER), F.lit(name)).cast("int") - 1
+
+
+def _missing_columns(names: list[str], frame_columns: list[str], what: str) -> None:
+    """Raise for configured columns absent from the input, naming only the configured names (a headerless
+    CSV file's first line is data, maybe user ids: it is never echoed)."""
+    missing = [n for n in names if n and n not in frame_columns]
+    if missing:
+        raise ValueError(f"{what} column(s) {missing} not found in the input's header or schema "
+                         f"({len(frame_columns)} columns); check the etl.events.*_col settings and that every "
+                         "CSV file starts with a header line")
+
+
+# A CSV field boundary: a comma followed by an even number of quotes (so not inside a quoted field).
+CSV_COMMA = ',(?=(?:[^"]*"[^"]*")*[^"]*$)'
+
+
+def _balanced_quotes(line: Column) -> Column:
+    return (F.length(line) - F.length(F.regexp_replace(line, '"', ""))) % 2 == 0
+
+
+def read_events(spark: SparkSession, path: str, cfg: EventsConfig) -> RawInteractions:
+    paths = _matching(path, cfg.interactions)
+    if not paths:
+        raise FileNotFoundError(f"no event files matching {cfg.interactions!r} under {path}")
+    required = [cfg.user_col, cfg.item_col, cfg.timestamp_col, cfg.event_type_col, cfg.value_col]
+    frame = _read_any(spark, paths, cfg.format, required)
+    data_cols = _data_columns(frame)
+    _missing_columns(required, data_cols, "event")
+    if cfg.format == "csv":
+        # A malformed line is split at its field boundaries, quoted commas kept, by its file's header (the
+        # user field's position); a line with unbalanced quotes cannot be split safely: its record is withheld.
+        corrupt = F.col(CORRUPT)
+        user_pos = _header_position(cfg.user_col)
+        parts = F.when(corrupt.isNotNull(), F.when(_balanced_quotes(corrupt), F.split(corrupt, CSV_COMMA, -1))
+                       .otherwise(F.array(F.lit(WITHHELD)))).otherwise(
+            F.array(*[F.coalesce(F.col(c), F.lit("")) for c in data_cols]))
+        user = F.when(corrupt.isNotNull(), F.when(_balanced_quotes(corrupt), F.try_element_at(parts, user_pos + 1))
+                      ).otherwise(F.col(cfg.user_col))
+        render = user_field_render(",", data_cols.index(cfg.user_col))
+    else:
+        # One part: the record as JSON; the user field is rewritten with a regex (also in corrupt lines).
+        others = [c for c in data_cols if c != cfg.user_col]
+        # the user field in double or single quotes (Spark's JSON reader accepts both) or bare
+        pattern = (rf"""["']{cfg.user_col}["']\s*:\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^,}}\s]*)""")
+        user = F.when(F.col(CORRUPT).isNotNull(), F.regexp_replace(
+            F.regexp_extract(F.col(CORRUPT), pattern, 1), """^["']|["']$""", "")).otherwise(F.col(cfg.user_col))
+        # a malformed record without a recognisable user field may still hold one: withheld
+        parts = F.array(F.when(F.col(CORRUPT).isNull(), F.to_json(F.struct(*others)))
+                        .when(F.col(CORRUPT).rlike(pattern), F.col(CORRUPT)).otherwise(F.lit(WITHHELD)))
+        user_col = cfg.user_col
+
+        def render(pseudonym: Column) -> Column:
+            record = F.col("raw_parts")[0]
+            safe = F.concat(F.lit(f'"{user_col}":"'), F.coalesce(pseudonym, F.lit("")), F.lit('"'))
+            return F.when(record.rlike(pattern), F.regexp_replace(record, F.lit(pattern), safe)).otherwise(
+                F.concat(F.lit("{"), safe, F.lit(',"record":'), F.to_json(F.struct(record.alias("r"))),
+                         F.lit("}")))
+    value = F.col(cfg.value_col) if cfg.value_col else F.lit(None).cast("string")
+    out = frame.select(
+        "source_file", parts.alias("raw_parts"), parse_reason(data_cols).alias("parse_reason"),
+        F.trim(user).alias("user_raw"), F.trim(F.col(cfg.item_col)).alias("item_raw"),
+        F.trim(F.col(cfg.timestamp_col)).alias("ts_raw"), F.trim(F.col(cfg.event_type_col)).alias("event_raw"),
+        F.trim(value).alias("value_raw"))
+    return RawInteractions(out, cfg.timestamp_format, ".+", None, render)
+
+
+def read_events_catalog(spark: SparkSession, path: str, cfg: EventsConfig) -> RawCatalog | None:
+    paths = _matching(path, cfg.items)
+    if not paths:
+        return None
+    raw = _read_any(spark, paths, cfg.format, [cfg.item_id_col])
+    cols = _data_columns(raw)
+
+    def opt(name: str) -> Column:
+        return F.col(name) if name and name in cols else F.lit(None).cast("string")
+
+    categories = F.filter(F.split(F.coalesce(opt(cfg.item_categories_col), F.lit("")),
+                                  regex_literal(cfg.categories_separator)), lambda g: F.trim(g) != "")
+    items = raw.select(
+        F.trim(opt(cfg.item_id_col)).alias("item_raw"), opt(cfg.item_title_col).alias("title"),
+        opt(cfg.item_description_col).alias("description"), F.transform(categories, F.trim).alias("categories"),
+        F.coalesce(opt(cfg.item_year_col), F.lit("")).alias("year_raw"), "source_file",
+        F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*cols))).alias("raw_record"),
+        parse_reason(cols).alias("parse_reason"))
+    return RawCatalog(items, None)
+
+
+def read_events_users(spark: SparkSession, path: str, cfg: EventsConfig) -> DataFrame | None:
+    paths = _matching(path, cfg.users)
+    if not paths:
+        return None
+    raw = _read_any(spark, paths, cfg.format, [cfg.user_id_col])
+    cols = _data_columns(raw)
+    _missing_columns([cfg.user_id_col], cols, "user table")
+    ordered = [cfg.user_id_col, *[c for c in cols if c != cfg.user_id_col]]
+    # a malformed line's fields cannot be matched to the header safely (JSON, quoted CSV): its record is
+    # withheld rather than risk quarantining a raw user id
+    raw = raw.withColumn(CORRUPT, F.when(F.col(CORRUPT).isNotNull(), F.lit(WITHHELD)))
+    return users_frame(raw.withColumnRenamed(cfg.user_id_col, "user_raw"),
+                        ["user_raw", *ordered[1:]], ",", ordered[1:])
