@@ -171,12 +171,22 @@ def read_events(spark: SparkSession, path: str, cfg: EventsConfig) -> RawInterac
     return RawInteractions(out, cfg.timestamp_format, ".+", None, render)
 
 
-def read_events_catalog(spark: SparkSession, path: str, cfg: EventsConfig) -> RawCatalog | None:
-    paths = _matching(path, cfg.items)
+def _dimension(spark: SparkSession, path: str, pattern: str, fmt: str,
+               id_col: str) -> tuple[DataFrame, list[str]] | None:
+    """The files of a dimension table (``pattern`` under ``path``) read as ``fmt``, and their data columns;
+    None when there are none."""
+    paths = _matching(path, pattern)
     if not paths:
         return None
-    raw = _read_any(spark, paths, cfg.format, [cfg.item_id_col])
-    cols = _data_columns(raw)
+    raw = _read_any(spark, paths, fmt, [id_col])
+    return raw, _data_columns(raw)
+
+
+def read_events_catalog(spark: SparkSession, path: str, cfg: EventsConfig) -> RawCatalog | None:
+    found = _dimension(spark, path, cfg.items, cfg.format, cfg.item_id_col)
+    if found is None:
+        return None
+    raw, cols = found
 
     def opt(name: str) -> Column:
         return F.col(name) if name and name in cols else F.lit(None).cast("string")
@@ -193,11 +203,10 @@ def read_events_catalog(spark: SparkSession, path: str, cfg: EventsConfig) -> Ra
 
 
 def read_events_users(spark: SparkSession, path: str, cfg: EventsConfig) -> DataFrame | None:
-    paths = _matching(path, cfg.users)
-    if not paths:
+    found = _dimension(spark, path, cfg.users, cfg.format, cfg.user_id_col)
+    if found is None:
         return None
-    raw = _read_any(spark, paths, cfg.format, [cfg.user_id_col])
-    cols = _data_columns(raw)
+    raw, cols = found
     _missing_columns([cfg.user_id_col], cols, "user table")
     ordered = [cfg.user_id_col, *[c for c in cols if c != cfg.user_id_col]]
     # a malformed line's fields cannot be matched to the header safely (JSON, quoted CSV): its record is
