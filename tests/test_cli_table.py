@@ -41,7 +41,9 @@ def test_table_commands(spark: SparkSession, store: TableStore, lakehouse: Path,
 
     assert main(["table", "vacuum", "events", "--retention-hours", "0", "--dry-run", *common]) == 0
     assert "would delete" in capsys.readouterr().out
-    assert main(["table", "vacuum", "events", "--retention-hours", "0", *common]) == 0
+    assert main(["table", "vacuum", "events", "--retention-hours", "0", *common]) == 2  # refused
+    assert "allow-short-retention" in capsys.readouterr().err
+    assert main(["table", "vacuum", "events", "--retention-hours", "0", "--allow-short-retention", *common]) == 0
     assert store.read("events").count() == 30
 
     assert main(["table", "optimize", "events", *common]) == 0

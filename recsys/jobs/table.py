@@ -91,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     vac.add_argument("--retention-hours", type=int, default=None,
                      help="keep files referenced by versions younger than this (default storage.vacuum_...)")
     vac.add_argument("--dry-run", action="store_true", help="list the files without deleting them")
+    vac.add_argument("--allow-short-retention", action="store_true",
+                     help="allow a retention under 1 hour (only when no job is writing the table)")
     ctx = parse_job_args(parser, argv, add_common=False)
     args = ctx.args
     if args.action == "list":
@@ -103,7 +105,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.action == "optimize":
         print(json.dumps(ctx.store.optimize(args.name), indent=2, default=str))
         return 0
-    files = ctx.store.vacuum(args.name, args.retention_hours, args.dry_run)
+    try:
+        files = ctx.store.vacuum(args.name, args.retention_hours, args.dry_run, args.allow_short_retention)
+    except ValueError as exc:
+        sys.stderr.write(f"recsys table vacuum: {exc}\n")
+        return 2
     print(("would delete" if args.dry_run else "deleted") + f" {len(files)} files")
     for path in files:
         print("  " + path)

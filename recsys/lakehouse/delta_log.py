@@ -7,6 +7,8 @@ readers), history and vacuum; used by the delta-rs backend for commits.
 from __future__ import annotations
 
 import json
+import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,9 @@ from pyarrow import fs as pafs
 from pyspark.sql import types as T
 
 from recsys.lakehouse.errors import ConcurrentWriteError, TableExistsError, TableNotFoundError
+
+log = logging.getLogger(__name__)
+_WRITE_ID = "recsys.write_id"  # commitInfo key naming the transaction, to find its version afterwards
 
 
 @dataclass(frozen=True)
@@ -141,7 +146,9 @@ def commit(
     # A blind append may be retried on top of whatever others committed meanwhile (write-serializable);
     # an overwrite or partition replace decided what to remove from the version it read, so it must not.
     retries = None if mode == "append" else 0
-    props = CommitProperties(custom_metadata={"recsys.operation": operation_note}, max_commit_retries=retries)
+    write_id = uuid.uuid4().hex
+    props = CommitProperties(custom_metadata={"recsys.operation": operation_note, _WRITE_ID: write_id},
+                             max_commit_retries=retries)
     try:
         if read_table is None:
             create_table_with_add_actions(
@@ -167,6 +174,16 @@ def commit(
         if read_table is not None and ("conflict" in str(exc).lower() or "concurrent" in str(exc).lower()):
             raise ConcurrentWriteError(f"commit to {uri} conflicts with a concurrent write: {exc}") from exc
         raise
-    # the DeltaTable object keeps the version it read; the committed one is the table's latest
-    # (a concurrent writer committing in between could only make this a later version, never an earlier one)
-    return open_table(uri, storage_options=storage_options).version()
+    return _committed_version(open_table(uri, storage_options=storage_options), read_table.version(), write_id)
+
+
+def _committed_version(table: DeltaTable, read_version: int, write_id: str) -> int:
+    """The version of the transaction tagged ``write_id``: the table's latest unless another writer committed
+    after it, so the commit infos newer than ``read_version`` are searched for the tag."""
+    latest = table.version()
+    for entry in table.history(limit=max(1, latest - read_version)):  # newest first
+        if entry.get(_WRITE_ID) == write_id:
+            return int(entry["version"])
+    log.warning("committed transaction %s not found in the history of %s after version %d; reporting the "
+                "latest version %d", write_id, table.table_uri, read_version, latest)
+    return latest

@@ -94,6 +94,8 @@ def _check_replaceable(replace_partitions: Mapping[str, Any], schema: T.StructTy
             )
 
 
+MIN_SAFE_RETENTION_HOURS = 1  # vacuum: files younger than this may belong to a write still running
+
 class TableStore:
     """Named Delta tables under one lakehouse root."""
 
@@ -365,10 +367,21 @@ class TableStore:
         table = delta_log.open_table(uri, storage_options=self.storage.storage_options)
         return dict(table.optimize.compact())
 
-    def vacuum(self, name: str, retention_hours: int | None = None, dry_run: bool = False) -> list[str]:
-        """Delete files no version younger than the retention references (orphans of failed writes too)."""
-        table = delta_log.open_table(self.uri(name), storage_options=self.storage.storage_options)
+    def vacuum(self, name: str, retention_hours: int | None = None, dry_run: bool = False,
+               allow_short_retention: bool = False) -> list[str]:
+        """Delete files no version younger than the retention references (orphans of failed writes too).
+
+        Files of a write still running are in no version yet: a retention shorter than
+        :data:`MIN_SAFE_RETENTION_HOURS` would delete them (and the write would commit missing files), so it is
+        refused unless ``allow_short_retention`` (no job writes the table meanwhile) or ``dry_run``.
+        """
         hours = self.storage.vacuum_retention_hours if retention_hours is None else retention_hours
+        if hours < MIN_SAFE_RETENTION_HOURS and not (allow_short_retention or dry_run):
+            raise ValueError(
+                f"vacuum retention of {hours} h is below {MIN_SAFE_RETENTION_HOURS} h: files of a write still "
+                f"running on table {name!r} are not in its log yet and would be deleted. Pass "
+                "--allow-short-retention (allow_short_retention=True) only when no job writes the table.")
+        table = delta_log.open_table(self.uri(name), storage_options=self.storage.storage_options)
         return list(table.vacuum(retention_hours=hours, dry_run=dry_run, enforce_retention_duration=False,
                                  full=True))
 
