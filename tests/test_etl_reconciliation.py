@@ -7,11 +7,13 @@ from pathlib import Path
 import pytest
 from etl_helpers import KEY, REPO_ROOT, run, write
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from test_etl_raw_ids import _no_raw_ids
 
 from recsys.config import load_config
 from recsys.etl import pipeline as P
 from recsys.etl import reasons as R
+from recsys.etl.items import validate_catalog
 from recsys.etl.pseudonymize import pseudonym
 
 EVENTS = ("etl.missing_item_policy=keep", "etl.events.items=none")
@@ -104,3 +106,15 @@ def test_incremental_reconciliation_fails_when_appended_rows_are_lost(spark: Spa
     row, _ = run(spark, tmp_path / "lh", tmp_path / "b2", source="events", mode="incremental", overrides=EVENTS)
     assert (row["input_rows"], row["accepted"], row["duplicates_removed"]) == (3, 1, 1)
     assert row["invariant_ok"] is False
+
+
+def test_catalog_rows_with_a_known_id_are_duplicates(spark: SparkSession) -> None:
+    """Catalog and user table share the rule: the first passing row per id (by file, then record) is kept."""
+    rows = [("10", "A", "f2.csv", "10,A"), ("010", "B", "f1.csv", "010,B"), ("20", "C", "f1.csv", "20,C"),
+            ("20", "C", "f1.csv", "20,C")]
+    frame = spark.createDataFrame(
+        rows, "item_raw string, title string, source_file string, raw_record string").select(
+        "*", F.lit(None).cast("string").alias("description"), F.lit(None).cast("string").alias("parse_reason"))
+    checked = validate_catalog(frame, "^[0-9]+$", 100)
+    got = sorted((r.item_raw, r.title, r.reason or "") for r in checked.collect())
+    assert got == [("10", "A", R.DUPLICATE_ID), ("10", "B", ""), ("20", "C", ""), ("20", "C", R.DUPLICATE_ID)]

@@ -13,7 +13,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from recsys.etl import reasons as R
-from recsys.etl.rules import normalize_id
+from recsys.etl.rules import mark_duplicate_ids, normalize_id
 
 TITLE_YEAR = r"^(.*?)\s*\((\d{4})\)\s*$"
 _FIELD = re.compile(r"\{(\w+)\}")
@@ -29,10 +29,7 @@ def validate_catalog(items: DataFrame, id_pattern: str, max_len: int) -> DataFra
               .when(~item.rlike(id_pattern), F.lit(R.INVALID_ID)))
     checked = items.withColumn("reason", reason).withColumn(
         "item_raw", F.when(F.col("reason").isNull(), normalize_id(item, id_pattern)).otherwise(item))
-    first = Window.partitionBy("item_raw").orderBy("source_file", "raw_record")
-    ok = checked.where(F.col("reason").isNull()).withColumn(
-        "reason", F.when(F.row_number().over(first) > 1, F.lit(R.DUPLICATE_ID)))
-    return checked.where(F.col("reason").isNotNull()).unionByName(ok)
+    return mark_duplicate_ids(checked, "item_raw", "source_file", "raw_record")
 
 
 def split_title(items: DataFrame) -> DataFrame:

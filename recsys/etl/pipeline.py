@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -26,7 +26,7 @@ from recsys.etl.items import (
     validate_tags,
 )
 from recsys.etl.pseudonymize import pseudonymize
-from recsys.etl.rules import normalize_id, validate
+from recsys.etl.rules import mark_duplicate_ids, normalize_id, validate
 from recsys.etl.settings import EtlConfig
 from recsys.etl.sources import RawCatalog, RawInteractions
 
@@ -320,10 +320,7 @@ def user_table_rows(users: DataFrame, key: bytes, cfg: EtlConfig, run_id: str, r
     replaced = F.transform("raw_parts", lambda x, i: F.when(i == 0, F.coalesce(
         F.col(S.Col.USER_ID), F.lit(""))).otherwise(x))
     checked = checked.withColumn("safe_record", F.call_function("array_join", replaced, F.col("raw_sep")))
-    first = Window.partitionBy(S.Col.USER_ID).orderBy("source_file", "raw_parts")  # fields, not their join
-    ok = checked.where(F.col("reason").isNull()).withColumn(
-        "reason", F.when(F.row_number().over(first) > 1, F.lit(R.DUPLICATE_ID)))
-    checked = checked.where(F.col("reason").isNotNull()).unionByName(ok)
+    checked = mark_duplicate_ids(checked, S.Col.USER_ID, "source_file", "raw_parts")  # fields, not their join
     good = checked.where(F.col("reason").isNull()).select(S.Col.USER_ID, "attributes", "source_file", "safe_record")
     bad = quarantine_rows(checked.where(F.col("reason").isNotNull()), R.ENTITY_USERS, F.col("safe_record"), run_id,
                           run_date)

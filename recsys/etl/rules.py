@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from itertools import chain
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from recsys.etl import reasons as R
@@ -109,3 +109,12 @@ def validate(raw: RawInteractions, cfg: EtlConfig, run_date: dt.date) -> DataFra
         .otherwise(F.col("item_raw")).alias("item_raw"),
         "ts", F.to_date("ts").alias("event_date"), "event_type", "rating",
         weight.cast("float").alias("weight"), reason.alias("reason"))
+
+
+def mark_duplicate_ids(checked: DataFrame, id_col: str, *order: str) -> DataFrame:
+    """``checked`` (rows with ``reason``, null = passes) with ``duplicate_id`` on every passing row whose
+    ``id_col`` an earlier passing row has, earlier by ``order`` (dimension tables: catalog, user table)."""
+    first = Window.partitionBy(id_col).orderBy(*order)
+    ok = checked.where(F.col("reason").isNull()).withColumn(
+        "reason", F.when(F.row_number().over(first) > 1, F.lit(R.DUPLICATE_ID)))
+    return checked.where(F.col("reason").isNotNull()).unionByName(ok)

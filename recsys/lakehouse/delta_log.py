@@ -156,6 +156,7 @@ def commit(
                 storage_options=dict(storage_options or {}) or None, commit_properties=props,
             )
             return 0
+        read_version = read_table.version()  # the commit below may move the object on to the new version
         actions: list[AddAction | RemoveAction] = list(adds)
         read_table.create_write_transaction(
             actions, mode="overwrite" if mode in ("overwrite", "replace_partitions") else "append",
@@ -174,7 +175,7 @@ def commit(
         if read_table is not None and ("conflict" in str(exc).lower() or "concurrent" in str(exc).lower()):
             raise ConcurrentWriteError(f"commit to {uri} conflicts with a concurrent write: {exc}") from exc
         raise
-    return _committed_version(open_table(uri, storage_options=storage_options), read_table.version(), write_id)
+    return _committed_version(open_table(uri, storage_options=storage_options), read_version, write_id)
 
 
 def _committed_version(table: DeltaTable, read_version: int, write_id: str) -> int:

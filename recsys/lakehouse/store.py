@@ -71,6 +71,8 @@ def describe_schema_difference(expected: T.StructType, actual: T.StructType) -> 
     return ", ".join(parts) or "column order differs"
 
 
+MIN_SAFE_RETENTION_HOURS = 1  # vacuum: files younger than this may belong to a write still running
+
 # Partition column types whose values have one spelling in the log, in Spark's directories and in a filter:
 # only these can be replaced by value. (A timestamp is written "...00:00" by one writer and "...00:00.000000"
 # by another; a double "1e+20" or "1.0E20".)
@@ -93,8 +95,6 @@ def _check_replaceable(replace_partitions: Mapping[str, Any], schema: T.StructTy
                 "too): give a value, or rewrite the table with mode='overwrite'"
             )
 
-
-MIN_SAFE_RETENTION_HOURS = 1  # vacuum: files younger than this may belong to a write still running
 
 class TableStore:
     """Named Delta tables under one lakehouse root."""
