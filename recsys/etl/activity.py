@@ -29,25 +29,41 @@ def _passing() -> Column:
     return F.when(F.col("reason").isNull(), F.lit(1))
 
 
-def bot_candidates(summary: DataFrame, max_events_per_day: int) -> DataFrame:
+def bot_candidates(summary: DataFrame, max_events_per_day: int, prior: DataFrame | None = None) -> DataFrame:
     """``user_raw`` of the users who could be bots: more than ``max_events_per_day`` passing events in all.
 
     Args:
         summary: per (``user_raw``, ``reason``) ``events`` before this rule
             (:func:`recsys.etl.pipeline.user_summary` of the collapsed events); small, partitioned by user.
+        prior: (incremental runs) ``user_raw, day, prior``: the events earlier runs loaded on the batch's days
+            (:func:`recsys.etl.history.prior_days`), which count too.
     """
-    return summary.where(F.col("reason").isNull() & (F.col("events") > F.lit(max_events_per_day))).select(
-        "user_raw")
+    passing = summary.where(F.col("reason").isNull()).select("user_raw", "events")
+    if prior is not None:
+        totals = prior.groupBy("user_raw").agg(F.sum("prior").alias("prior"))
+        passing = passing.join(totals, "user_raw", "left").select(
+            "user_raw", (F.col("events") + F.coalesce(F.col("prior"), F.lit(0))).alias("events"))
+    return passing.where(F.col("events") > F.lit(max_events_per_day)).select("user_raw")
 
 
-def bot_users(events: DataFrame, max_events_per_day: int, candidates: DataFrame) -> DataFrame:
+def bot_users(events: DataFrame, max_events_per_day: int, candidates: DataFrame,
+              prior: DataFrame | None = None) -> DataFrame:
     """``user_raw`` of users with more than ``max_events_per_day`` passing events (duplicates not counted) on
     one day, among ``candidates`` (:func:`bot_candidates`: nobody else can be one); partitioned like
     ``events``. The events of the candidates are found by a hash join partition by partition and aggregated by
-    user: no shuffle of the events, and the per-day aggregation only sees the candidates' events."""
+    user: no shuffle of the events, and the per-day aggregation only sees the candidates' events.
+
+    Args:
+        prior: as for :func:`bot_candidates`: a day's earlier events count with the batch's (only days with
+            events in the batch can make a bot: the others were judged before).
+    """
     passing = events.where(F.col("reason").isNull()).join(candidates.hint("shuffle_hash"), "user_raw",
                                                           "left_semi")
     per_day = passing.groupBy("user_raw", F.to_date("ts").alias("_day")).agg(F.count(F.lit(1)).alias("_n"))
+    if prior is not None:
+        earlier = prior.select("user_raw", F.col("day").alias("_day"), "prior")
+        per_day = per_day.join(earlier, ["user_raw", "_day"], "left").select(
+            "user_raw", "_day", (F.col("_n") + F.coalesce(F.col("prior"), F.lit(0))).alias("_n"))
     busiest = per_day.groupBy("user_raw").agg(F.max("_n").alias("_busiest"))
     return busiest.where(F.col("_busiest") > F.lit(max_events_per_day)).select("user_raw")
 
@@ -75,14 +91,29 @@ def mark_missing_items(frame: DataFrame, catalog_ids: DataFrame | None, policy: 
     return joined.withColumn("reason", _set_reason(F.col("_known").isNull(), R.UNKNOWN_ITEM)).drop("_known")
 
 
-def mark_k_core(frame: DataFrame, min_user: int, min_item: int, iterations: int) -> DataFrame:
-    """Iteratively mark rows of users with < ``min_user`` or items with < ``min_item`` passing rows."""
+def mark_k_core(frame: DataFrame, min_user: int, min_item: int, iterations: int,
+                prior_users: DataFrame | None = None, prior_items: DataFrame | None = None) -> DataFrame:
+    """Iteratively mark rows of users with < ``min_user`` or items with < ``min_item`` passing rows.
+
+    Args:
+        prior_users: (incremental runs) ``user_raw, prior``: events of the user that earlier runs loaded, which
+            count with the batch's passing rows (:func:`recsys.etl.history.prior_counts`).
+        prior_items: the same per ``item_raw``.
+    """
     if min_user <= 1 and min_item <= 1:
         return frame
+    prior_u, prior_i = F.lit(0), F.lit(0)
+    if prior_users is not None:
+        frame = frame.join(prior_users.select("user_raw", F.col("prior").alias("_pu")).hint("shuffle_hash"),
+                           "user_raw", "left")
+        prior_u = F.coalesce(F.col("_pu"), F.lit(0))
+    if prior_items is not None:
+        frame = frame.join(prior_items.select("item_raw", F.col("prior").alias("_pi")), "item_raw", "left")
+        prior_i = F.coalesce(F.col("_pi"), F.lit(0))
     for _ in range(iterations):
-        n_user = F.count(_passing()).over(Window.partitionBy("user_raw"))
-        n_item = F.count(_passing()).over(Window.partitionBy("item_raw"))
+        n_user = F.count(_passing()).over(Window.partitionBy("user_raw")) + prior_u
+        n_item = F.count(_passing()).over(Window.partitionBy("item_raw")) + prior_i
         frame = frame.withColumn("_nu", n_user).withColumn("_ni", n_item)
         small = (F.col("_nu") < min_user) | (F.col("_ni") < min_item)
         frame = frame.withColumn("reason", _set_reason(small, R.BELOW_K_CORE)).drop("_nu", "_ni")
-    return frame
+    return frame.drop("_pu", "_pi")

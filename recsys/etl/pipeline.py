@@ -57,13 +57,16 @@ def collapse_interactions(validated: DataFrame, types: tuple[str, ...], partitio
     return collapse(by_user(narrow(validated, types), partitions))
 
 
-def classify(events: DataFrame, bots: DataFrame | None, cfg: EtlConfig) -> DataFrame:
+def classify(events: DataFrame, bots: DataFrame | None, cfg: EtlConfig,
+             prior: tuple[DataFrame, DataFrame] | None = None) -> DataFrame:
     """Collapsed events with the rules that need aggregates: bots (``bots`` from
-    :func:`recsys.etl.activity.bot_users`; None: nobody can be one), then the k-core filter. ``events``
-    itself when neither rule can reject anything."""
+    :func:`recsys.etl.activity.bot_users`; None: nobody can be one), then the k-core filter, which counts the
+    ``prior`` events per user and per item too (incremental runs: :func:`recsys.etl.history.prior_counts`).
+    ``events`` itself when neither rule can reject anything."""
     frame = events if bots is None else mark_bots(events, bots)
+    users, items = prior if prior is not None else (None, None)
     return mark_k_core(frame, cfg.kcore.min_user_interactions, cfg.kcore.min_item_interactions,
-                       cfg.kcore.max_iterations)
+                       cfg.kcore.max_iterations, users, items)
 
 
 def accepted(classified: DataFrame) -> DataFrame:

@@ -11,7 +11,8 @@ event, partitioned by user) is cached on the executors' local disks, and input r
 ``copies`` (no row-level filter or row-multiplying join precedes it). Each later pass over it reads it whole,
 so there are as few as the rules allow: the per-user summary, the interactions write, and only when they can
 reject something the bot rule, the k-core rule and the quarantine of failing rows. Only when a bot or k-core
-rule rejects events is the input read a second time, for their raw records.
+rule rejects events is the input read a second time, for their raw records. An incremental run marks the
+events earlier runs loaded (:mod:`recsys.etl.history`) in one more pass, before the rules count events.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from pyspark.sql import functions as F
 from recsys import schemas as S
 from recsys.data import SAMPLE_DIR
 from recsys.etl import event_sources, sources
+from recsys.etl import history as H
 from recsys.etl import pipeline as P
 from recsys.etl import reasons as R
 from recsys.etl.activity import LATE_REASONS, bot_candidates, bot_users
@@ -113,16 +115,17 @@ def _materialize(frame: DataFrame) -> DataFrame:
     return frame
 
 
-def _materialize_on_disk(frame: DataFrame) -> DataFrame:
+def _materialize_on_disk(frame: DataFrame, settings: dict[str, str] | None = None) -> DataFrame:
     """:func:`_materialize` for a frame as big as the input: on the executors' local disks, uncompressed.
 
     In memory it would crowd the heap the later stages need (measured on ``bench_etl``: the interactions
     write ran 40% slower with it cached in a 1 GiB heap), and each later pass reads its blocks whole anyway.
     Spark's column compression of the cache cost 5-8 s of that pass there and saved 3% of its disk (396 vs
     409 MB for 10M events: ids and hashes barely compress); uncompressed, the cache costs about 1.5 s more
-    than no cache at all.
+    than no cache at all. ``settings``: more runtime SQL settings for planning it.
     """
-    with session_conf(frame.sparkSession, {"spark.sql.inMemoryColumnarStorage.compressed": "false"}):
+    with session_conf(frame.sparkSession, {"spark.sql.inMemoryColumnarStorage.compressed": "false",
+                                           **(settings or {})}):
         frame = frame.persist(StorageLevel.DISK_ONLY)
         frame.count()
     return frame
@@ -193,11 +196,35 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     # as reading it all, so the rules below only add passes when they can reject something.
     summary = _materialize(P.user_summary(events))
     cached += [events, summary]
-    candidates = bot_candidates(summary, cfg.bot_max_events_per_day)
-    bots = _materialize(bot_users(events, cfg.bot_max_events_per_day, candidates)) if (
-        candidates.limit(1).count()) else None
+    # Pseudonyms of the batch's users (one HMAC each), before the rules below: an incremental run meets the
+    # table's rows through them.
+    passing_users = P.accepted(summary).count()
+    batch_users = P.user_pseudonyms(summary, key, passing_users).persist(StorageLevel.MEMORY_AND_DISK)
+    cached.append(batch_users)
+    small_users = passing_users <= cfg.broadcast_user_map_max_users
     k_core = cfg.kcore.min_user_interactions > 1 or cfg.kcore.min_item_interactions > 1
-    classified = P.classify(events, bots, cfg)
+    incremental = spec.mode == "incremental" and store.exists(Schema.INTERACTIONS)
+    table = store.read(Schema.INTERACTIONS) if incremental else None
+    prior_days: DataFrame | None = None
+    prior_counts: tuple[DataFrame, DataFrame] | None = None
+    days = H.batch_days(summary, cfg.time_grain).first() if table is not None else None
+    if table is not None and days is not None and days["first"] is not None:
+        # Events an earlier run loaded are duplicates, marked before the rules count events; the rules count
+        # the earlier runs' events too (recsys.etl.history).
+        earlier = H.earlier_rows(table, spec.run_id)
+        recent = H.on_days(earlier, days)
+        unmarked = events
+        events = _materialize_on_disk(H.mark_loaded(events, recent, batch_users, tasks, small_users),
+                                      {"spark.sql.requireAllClusterKeysForCoPartition": "false"})
+        unmarked.unpersist()
+        summary = _materialize(P.user_summary(events))
+        prior_days = H.prior_days(recent, batch_users, small_users).persist(StorageLevel.MEMORY_AND_DISK)
+        cached += [events, summary, prior_days]
+        prior_counts = H.prior_counts(earlier, batch_users, small_users) if k_core else None
+    candidates = bot_candidates(summary, cfg.bot_max_events_per_day, prior_days)
+    bots = _materialize(bot_users(events, cfg.bot_max_events_per_day, candidates, prior_days)) if (
+        candidates.limit(1).count()) else None
+    classified = P.classify(events, bots, cfg, prior_counts)
     if k_core:
         classified = classified.persist(StorageLevel.MEMORY_AND_DISK)  # iterated windows: computed once
         cached.append(classified)
@@ -209,12 +236,14 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     distinct = {reason: int(row["events"]) for reason, row in stats.items()}
     input_rows = sum(copies.values())  # every input row is in exactly one collapsed row's copies
     # Rows failing a row rule are quarantined copy by copy; events (accepted or rejected later) once, the
-    # other copies are duplicates.
-    by_reason = {r: (distinct[r] if r is None or r in LATE_REASONS else n) for r, n in copies.items()}
+    # other copies are duplicates, and so are all copies of events an earlier run loaded.
+    by_reason = {r: (distinct[r] if r is None or r in LATE_REASONS else n) for r, n in copies.items()
+                 if r != H.LOADED_BEFORE}
 
     # Dimensions: pseudonyms and indexes.
     accepted_users = int(stats[None]["users"]) if None in stats else 0
-    pseudonyms = P.user_pseudonyms(summary, key, accepted_users).persist(StorageLevel.MEMORY_AND_DISK)
+    pseudonyms = batch_users if accepted_users == passing_users else batch_users.join(  # users a rule rejected
+        P.accepted(summary).select("user_raw"), "user_raw", "left_semi")                 # get no index
     user_index = extend_index(pseudonyms, _read_if_exists(store, Schema.USER_INDEX), S.Col.USER_ID,
                               S.Col.USER_IDX, spec.run_id, cfg.index_buckets)
     store.write(P.conform(user_index, S.USER_INDEX), Schema.USER_INDEX, mode="overwrite")
@@ -240,23 +269,16 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     salt = P.salt_buckets(by_reason.get(None, 0), periods, cfg.target_file_rows)
     parts = list(S.PARTITION_COLUMNS[Schema.INTERACTIONS])
     plain = S.NO_DICTIONARY_COLUMNS[Schema.INTERACTIONS]
-    incremental = spec.mode == "incremental" and store.exists(Schema.INTERACTIONS)
-    cross_batch = 0
-    if incremental:
+    if table is not None:
         keys = [S.Col.USER_ID, S.Col.ITEM_ID, S.Col.TS]
-        table = store.read(Schema.INTERACTIONS)
-        earlier = table.where(F.col(S.Col.RUN_ID) != spec.run_id).select(*keys)
-        mine = table.where(F.col(S.Col.RUN_ID) == spec.run_id).select(*keys)
+        mine = table.where(F.col(S.Col.RUN_ID) == spec.run_id).select(*keys)  # a previous attempt's rows
         interactions = P.interaction_rows(P.with_users(rows, users_map, broadcast=False), item_index, types,
                                           spec.run_id, spec.source, grain)
-        # accepted events an earlier run loaded already: counted on their own (a pass over this batch's events
-        # and the table's keys), so the reconciliation can tell them from lost rows
-        cross_batch = interactions.join(earlier, keys, "left_semi").count()
-        fresh = interactions.join(earlier, keys, "left_anti").join(mine, keys, "left_anti")
+        fresh = interactions.join(mine, keys, "left_anti")
         store.write(P.write_layout(fresh, tasks, salt, grain), Schema.INTERACTIONS, mode="append", partition_by=parts,
                     no_dictionary=plain)
     else:
-        if accepted_users <= cfg.broadcast_user_map_max_users:  # the user map has one row per accepted user
+        if small_users:  # the user map has one row per accepted user
             laid_out = P.with_users(P.write_layout(rows, tasks, salt, grain, user="user_raw"), users_map,
                                     broadcast=True)
         else:
@@ -308,13 +330,13 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
         (F.col(S.Col.RUN_ID) == spec.run_id) & (F.col("entity") == R.ENTITY_INTERACTIONS)).count()
     accepted_events = by_reason.get(None, 0)
     q_counts = {k: v for k, v in by_reason.items() if k is not None}
-    # copies beyond the first of each event (accepted, or rejected by a later rule), plus (incremental) accepted
-    # events an earlier run had loaded already
-    duplicates = input_rows - sum(by_reason.values()) + cross_batch
+    # copies beyond the first of each event (accepted, or rejected by a later rule), and (incremental) every
+    # copy of an event an earlier run had loaded already
+    duplicates = input_rows - sum(by_reason.values())
     checks = {
         "rows read = rows collapsed": read_rows == input_rows,
         "quarantine rows written = rows classified as rejected": q_written == sum(q_counts.values()),
-        "interaction rows written = accepted events not loaded before": written == accepted_events - cross_batch,
+        "interaction rows written = accepted events": written == accepted_events,
         "input = accepted + quarantined + duplicates": read_rows == written + q_written + duplicates,
     }
     invariant_ok = all(checks.values())
@@ -326,7 +348,7 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
         "users": _count(store, Schema.USER_INDEX), "items": _count(store, Schema.ITEM_INDEX),
         "invariant_ok": invariant_ok, "started_at": started, "duration_s": 0.0,
     }
-    for frame in (*cached, pseudonyms, users_map):
+    for frame in (*cached, users_map):
         frame.unpersist()
     row["duration_s"] = round(time.monotonic() - t0, 3)
     new_row = spark.createDataFrame([tuple(row[f.name] for f in S.ETL_RUNS.fields)], S.ETL_RUNS)

@@ -1,0 +1,101 @@
+"""Incremental runs: this batch's events against the interactions earlier runs loaded (DataFrame -> DataFrame,
+no actions).
+
+An incremental run judges its batch together with what the table already holds, so that splitting the same
+events into batches gives the same decisions:
+
+- events an earlier run loaded (same user, item and timestamp) are marked :data:`LOADED_BEFORE` before any
+  rule that counts events: they are cross-batch duplicates (counted in ``etl_runs``, never quarantined), and a
+  re-delivered day is counted once;
+- the k-core rule counts a user's (an item's) earlier events with the batch's (:func:`prior_counts`);
+- the bot ceiling counts a day's earlier events of the user with the batch's (:func:`prior_days`).
+
+Rows already committed are never judged again: a rule can only reject this batch's events. "Earlier" means
+another run id: the rows a previous attempt of this same run appended are not history (a re-run judges its
+batch exactly as the first attempt did, then appends nothing twice).
+
+The batch's events are keyed by the raw user id, the table by its pseudonym: the two meet through the batch's
+pseudonym map (``user_raw, user_id``, one HMAC per user of the batch).
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Row
+from pyspark.sql import functions as F
+
+from recsys import schemas as S
+from recsys.etl.dedup import EVENT_KEY
+from recsys.etl.pipeline import event_period
+
+LOADED_BEFORE = "_loaded_before"  # an internal mark, not a quarantine reason: the event is a duplicate
+
+
+def earlier_rows(table: DataFrame, run_id: str) -> DataFrame:
+    """The rows of ``interactions`` that other runs loaded."""
+    return table.where(F.col(S.Col.RUN_ID) != F.lit(run_id))
+
+
+def on_days(rows: DataFrame, days: Row) -> DataFrame:
+    """``rows`` (of ``interactions``) dated within ``days`` (:func:`batch_days`). The period bounds prune whole
+    partitions, so an incremental run over recent days does not scan the table's history."""
+    period, date = F.col(S.Col.EVENT_PERIOD), F.col(S.Col.EVENT_DATE)
+    return rows.where(period.between(F.lit(days["first_period"]), F.lit(days["last_period"]))
+                      & date.between(F.lit(days["first"]), F.lit(days["last"])))
+
+
+def batch_days(summary: DataFrame, grain: str) -> DataFrame:
+    """One row: ``first, last``, the dates of the batch's first and last passing event, and their
+    ``first_period, last_period`` (``event_period`` by ``grain``), from the per-user summary
+    (:func:`recsys.etl.pipeline.user_summary`). Dates and strings computed by Spark, not timestamps: collected,
+    they do not depend on the driver's time zone."""
+    passing = summary.where(F.col("reason").isNull())
+    bounds = passing.agg(F.min("first_ts").alias("first"), F.max("last_ts").alias("last"))
+    return bounds.select(F.to_date("first").alias("first"), F.to_date("last").alias("last"),
+                         event_period(F.col("first"), grain).alias("first_period"),
+                         event_period(F.col("last"), grain).alias("last_period"))
+
+
+def _by_raw_user(rows: DataFrame, batch_users: DataFrame, broadcast: bool) -> DataFrame:
+    """``rows`` (with ``user_id``) of the batch's users, with ``user_raw`` instead of ``user_id``."""
+    users = F.broadcast(batch_users) if broadcast else batch_users
+    return rows.join(users.select("user_raw", S.Col.USER_ID), S.Col.USER_ID).drop(S.Col.USER_ID)
+
+
+def mark_loaded(events: DataFrame, earlier: DataFrame, batch_users: DataFrame, partitions: int,
+                broadcast_users: bool) -> DataFrame:
+    """Passing collapsed events (partitioned by ``user_raw`` into ``partitions``) that an earlier run loaded ->
+    :data:`LOADED_BEFORE`.
+
+    Args:
+        earlier: earlier rows, at least those on the batch's days (:func:`on_days` of :func:`earlier_rows`).
+        batch_users: ``user_raw, user_id`` of the batch's users.
+        broadcast_users: whether ``batch_users`` is small enough to broadcast.
+
+    The earlier keys are hash-partitioned by ``user_raw`` like the events, so with
+    ``spark.sql.requireAllClusterKeysForCoPartition=false`` the join runs partition by partition (the job sets
+    it while it builds the marked events); otherwise Spark shuffles both sides, with the same result.
+    """
+    keys = _by_raw_user(earlier.select(S.Col.USER_ID, F.col(S.Col.ITEM_ID).alias("item_raw"), S.Col.TS),
+                        batch_users, broadcast_users)
+    keys = keys.repartition(partitions, "user_raw").dropDuplicates(list(EVENT_KEY)).withColumn("_loaded", F.lit(True))
+    joined = events.join(keys.hint("shuffle_hash"), list(EVENT_KEY), "left")
+    loaded = F.col("reason").isNull() & F.col("_loaded").isNotNull()
+    return joined.withColumn("reason", F.when(loaded, F.lit(LOADED_BEFORE)).otherwise(F.col("reason"))).drop(
+        "_loaded")
+
+
+def prior_counts(earlier: DataFrame, batch_users: DataFrame, broadcast_users: bool) -> tuple[DataFrame, DataFrame]:
+    """(``user_raw, prior`` of the batch's users, ``item_raw, prior`` of every item): earlier events per user and
+    per item, for the k-core rule (a scan of the whole table's user and item columns)."""
+    users = _by_raw_user(earlier.groupBy(S.Col.USER_ID).agg(F.count(F.lit(1)).alias("prior")), batch_users,
+                         broadcast_users)
+    items = earlier.groupBy(F.col(S.Col.ITEM_ID).alias("item_raw")).agg(F.count(F.lit(1)).alias("prior"))
+    return users, items
+
+
+def prior_days(earlier_on_days: DataFrame, batch_users: DataFrame, broadcast_users: bool) -> DataFrame:
+    """``user_raw, day, prior``: earlier events per user and day (of :func:`on_days`' rows), for the bot
+    ceiling."""
+    per_day = earlier_on_days.groupBy(S.Col.USER_ID, F.col(S.Col.EVENT_DATE).alias("day")).agg(
+        F.count(F.lit(1)).alias("prior"))
+    return _by_raw_user(per_day, batch_users, broadcast_users)
