@@ -21,6 +21,7 @@ from recsys.lakehouse import (
     TableExistsError,
     TableNotFoundError,
     TableStore,
+    UnsupportedTableError,
     delta_log,
     read_arrow,
 )
@@ -350,3 +351,40 @@ def test_write_returns_its_own_version_when_another_writer_commits_next(
     assert store.write(frame, "t", mode="append") == 1
     assert delta_log.open_table(store.uri("t")).version() == 2
     assert store.read("t").count() == 21
+
+
+def _commit_log_entry(table_dir: Path, *actions: dict) -> None:
+    """Append a hand-made commit (the actions delta-spark would write) to a table's log."""
+    log_dir = table_dir / "_delta_log"
+    version = max(int(p.stem) for p in log_dir.glob("*.json")) + 1
+    (log_dir / f"{version:020d}.json").write_text("".join(json.dumps(a) + "\n" for a in actions))
+
+
+@pytest.mark.parametrize("feature", ["deletionVectors", "columnMapping"])
+def test_tables_whose_files_are_not_their_rows_are_refused(spark: SparkSession, store: TableStore,
+                                                           feature: str) -> None:
+    """A table delta-spark gave deletion vectors (deleted rows live on in the files) or column mapping (files
+    name columns physically) cannot be read from its file list: a clear error, never wrong rows."""
+    store.write(typed_frame(spark, 20, 1), "t", mode="overwrite")
+    table_dir = Path(store.uri("t"))
+    if feature == "deletionVectors":
+        _commit_log_entry(table_dir, {"protocol": {"minReaderVersion": 3, "minWriterVersion": 7,
+                                                   "readerFeatures": ["deletionVectors"],
+                                                   "writerFeatures": ["deletionVectors"]}})
+    else:
+        first = json.loads(next(line for line in (table_dir / "_delta_log" / f"{0:020d}.json").read_text()
+                                .splitlines() if '"metaData"' in line))
+        schema = json.loads(first["metaData"]["schemaString"])
+        for i, field in enumerate(schema["fields"], 1):  # delta-spark names each column's files physically
+            field["metadata"] = {"delta.columnMapping.id": i, "delta.columnMapping.physicalName": f"col-{i}"}
+        first["metaData"]["schemaString"] = json.dumps(schema)
+        first["metaData"]["configuration"] = {"delta.columnMapping.mode": "name",
+                                              "delta.columnMapping.maxColumnId": str(len(schema["fields"]))}
+        _commit_log_entry(table_dir, {"protocol": {"minReaderVersion": 2, "minWriterVersion": 5}}, first)
+    snap = store.snapshot("t")
+    assert snap.num_records is None and snap.files  # log statistics would count deleted rows
+    for read in (lambda: store.read("t"), lambda: read_arrow(snap), lambda: store.optimize("t")):
+        with pytest.raises(UnsupportedTableError, match="delta-spark") as err:
+            read()
+        assert ("deletionVectors" if feature == "deletionVectors" else "column mapping") in str(err.value)
+    assert rows(store.read("t", version=0)) == rows(typed_frame(spark, 20, 1))  # earlier versions still read

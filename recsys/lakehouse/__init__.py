@@ -7,6 +7,7 @@ from recsys.lakehouse.errors import (
     TableError,
     TableExistsError,
     TableNotFoundError,
+    UnsupportedTableError,
 )
 from recsys.lakehouse.store import WRITE_MODES, TableStore, WriteMode
 
@@ -19,6 +20,7 @@ __all__ = [
     "TableExistsError",
     "TableNotFoundError",
     "TableStore",
+    "UnsupportedTableError",
     "WriteMode",
     "read_arrow",
 ]

@@ -23,7 +23,12 @@ from deltalake.transaction import AddAction, CommitProperties, RemoveAction, cre
 from pyarrow import fs as pafs
 from pyspark.sql import types as T
 
-from recsys.lakehouse.errors import ConcurrentWriteError, TableExistsError, TableNotFoundError
+from recsys.lakehouse.errors import (
+    ConcurrentWriteError,
+    TableExistsError,
+    TableNotFoundError,
+    UnsupportedTableError,
+)
 
 log = logging.getLogger(__name__)
 _WRITE_ID = "recsys.write_id"  # commitInfo key naming the transaction, to find its version afterwards
@@ -40,7 +45,29 @@ class Snapshot:
     partition_columns: tuple[str, ...]
     files: tuple[str, ...]  # absolute URIs of the live data files of this version
     partition_values: tuple[Mapping[str, str | None], ...]  # per file, same order
-    num_records: int | None  # total from the log statistics, when every file has them
+    num_records: int | None  # total from the log statistics, when every file has them (and count live rows)
+    unreadable: str = ""  # why the live files do not give the table's rows as they are ("" = they do)
+
+    def require_files(self) -> None:
+        """Raise :class:`UnsupportedTableError` unless reading :attr:`files` directly gives the table's rows."""
+        if self.unreadable:
+            raise UnsupportedTableError(
+                f"table {self.name} at {self.uri} (version {self.version}) cannot be read from its file list: "
+                f"{self.unreadable}. Read it with delta-spark (storage.backend: delta-spark, its jars on the "
+                "classpath), or rewrite it without the feature (delta-spark: REORG TABLE ... APPLY (PURGE), then "
+                "ALTER TABLE ... DROP FEATURE).")
+
+
+def unreadable_features(table: DeltaTable) -> str:
+    """Why reading the table's live Parquet files directly would not give its rows ("" = it would): deletion
+    vectors (rows deleted since live on in the files) or column mapping (files name columns physically)."""
+    reasons = []
+    if "deletionVectors" in (table.protocol().reader_features or []):
+        reasons.append("it has the deletionVectors feature (its files may still hold deleted rows)")
+    mapping = table.metadata().configuration.get("delta.columnMapping.mode", "none")
+    if mapping != "none":
+        reasons.append(f"it uses column mapping (mode {mapping}: its files name columns by physical names)")
+    return "; ".join(reasons)
 
 
 def open_table(uri: str, version: int | None = None,
@@ -90,8 +117,9 @@ def snapshot(name: str, uri: str, version: int | None = None,
             values = [{} for _ in files]
         counts = actions.column("num_records")
         total = None if counts.null_count else int(pa.compute.sum(counts).as_py() or 0)
+    unreadable = unreadable_features(table)
     return Snapshot(name, table.table_uri, table.version(), spark_schema(table), partition_columns,
-                    tuple(files), tuple(values), total)
+                    tuple(files), tuple(values), None if unreadable else total, unreadable)
 
 
 def _has_files(table: DeltaTable) -> bool:
@@ -102,6 +130,7 @@ def read_arrow(snap: Snapshot, columns: Sequence[str] | None = None) -> pa.Table
     """Read a snapshot into one Arrow table (small tables and tests; Spark reads big ones)."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
+    snap.require_files()
     schema = to_arrow_schema(snap.schema)
     wanted = list(columns) if columns else schema.names
     pieces = []

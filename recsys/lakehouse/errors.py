@@ -21,3 +21,7 @@ class SchemaMismatchError(TableError):
 
 class ConcurrentWriteError(TableError):
     """The commit lost a race with another writer; the table is unchanged by this write."""
+
+
+class UnsupportedTableError(TableError):
+    """The table uses a Delta feature that reading its live files directly would get wrong."""

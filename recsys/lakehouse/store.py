@@ -167,6 +167,7 @@ class TableStore:
         directory name differently (a writer that escapes other characters than Spark does, an empty string),
         the files are read per partition value instead, with the log's values as columns.
         """
+        snap.require_files()
         if not snap.files:
             return self.spark.createDataFrame([], snap.schema)
         columns = [f.name for f in snap.schema.fields]
@@ -364,6 +365,7 @@ class TableStore:
         if self.backend == "delta-spark":
             row = self.spark.sql(f"OPTIMIZE delta.`{uri}`").first()
             return {"metrics": str(row["metrics"]) if row else ""}
+        self.snapshot(name).require_files()  # compaction rewrites the live files as they are
         table = delta_log.open_table(uri, storage_options=self.storage.storage_options)
         return dict(table.optimize.compact())
 

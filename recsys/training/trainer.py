@@ -103,6 +103,7 @@ def loop_config(tc: TrainConfig, snaps: dict[str, Snapshot], run_dir: str) -> di
         raise ValueError("train.strategy=fsdp needs train.use_gpu=true (Ray Train's FSDP is GPU-only); "
                          "use strategy ddp on CPU")
     examples = snaps[Tables.TRAIN_EXAMPLES]
+    examples.require_files()  # Petastorm reads these files as they are
     if not examples.files:
         raise ValueError("train_examples is empty: run `recsys prepare` first")
     sizes = check_shardable(examples.files, tc.num_workers)
