@@ -95,3 +95,14 @@ def test_on_days_keeps_whole_days_of_the_batch(spark: SparkSession, grain: str) 
         F.to_date("ts").alias("event_date"), P.event_period(F.col("ts"), grain).alias("event_period"))
     kept = H.on_days(table, days)
     assert sorted(r.event_date for r in kept.collect()) == [dt.date(2024, 1, 1), dt.date(2024, 1, 31)]
+
+
+def test_incremental_run_with_another_time_grain_is_refused(spark: SparkSession, tmp_path: Path) -> None:
+    b1, b2 = _batches(tmp_path, "alice,i1,2024-01-02T10:00:00,click\n", "alice,i2,2024-01-03T10:00:00,click\n")
+    _, store = run(spark, tmp_path / "lh", b1, source="events", overrides=EVENTS)
+    before = store.version("interactions")
+    with pytest.raises(ValueError, match=r"etl\.time_grain is 'day'"):
+        run(spark, tmp_path / "lh", b2, source="events", mode="incremental",
+            overrides=(*EVENTS, "etl.time_grain=day"))
+    assert store.version("interactions") == before
+    H.require_grain([{"event_period": "2024-01"}, {"event_period": None}], "month")  # the table's grain: fine

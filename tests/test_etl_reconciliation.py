@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from etl_helpers import KEY, REPO_ROOT, run, write
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from test_etl_raw_ids import _no_raw_ids
 
@@ -15,6 +16,7 @@ from recsys.etl import pipeline as P
 from recsys.etl import reasons as R
 from recsys.etl.items import validate_catalog
 from recsys.etl.pseudonymize import pseudonym
+from recsys.jobs import etl as etl_job
 
 EVENTS = ("etl.missing_item_policy=keep", "etl.events.items=none")
 HEADER = "user_id,item_id,timestamp,event_type\n"
@@ -118,3 +120,19 @@ def test_catalog_rows_with_a_known_id_are_duplicates(spark: SparkSession) -> Non
     checked = validate_catalog(frame, "^[0-9]+$", 100)
     got = sorted((r.item_raw, r.title, r.reason or "") for r in checked.collect())
     assert got == [("10", "A", R.DUPLICATE_ID), ("10", "B", ""), ("20", "C", ""), ("20", "C", R.DUPLICATE_ID)]
+
+
+def test_rows_read_counted_again_when_the_observed_count_disagrees(spark: SparkSession, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The observed rows-read metric is an accumulator: a retried task adds its rows twice. The job then counts
+    the input again instead of reporting a loss."""
+    write(tmp_path / "in" / "events.csv", HEADER + "alice-7731,i1,2024-01-02,click\nbob-8842,i2,2024-01-03,click\n")
+
+    class RetriedObservation(Observation):
+        @property
+        def get(self) -> dict[str, Any]:
+            return {name: value * 2 for name, value in super().get.items()}  # every task counted twice
+
+    monkeypatch.setattr(etl_job, "Observation", RetriedObservation)
+    row, _ = run(spark, tmp_path / "lh", tmp_path / "in", source="events", overrides=EVENTS)
+    assert (row["input_rows"], row["accepted"], row["invariant_ok"]) == (2, 2, True)

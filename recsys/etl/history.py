@@ -20,14 +20,28 @@ pseudonym map (``user_raw, user_id``, one HMAC per user of the batch).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from pyspark.sql import DataFrame, Row
 from pyspark.sql import functions as F
 
 from recsys import schemas as S
 from recsys.etl.dedup import EVENT_KEY
-from recsys.etl.pipeline import event_period
+from recsys.etl.pipeline import GRAIN_FORMATS, event_period
 
 LOADED_BEFORE = "_loaded_before"  # an internal mark, not a quarantine reason: the event is a duplicate
+
+
+def require_grain(partition_values: Iterable[Mapping[str, str | None]], grain: str) -> None:
+    """Raise ValueError when the table's ``event_period`` partitions (a snapshot's partition values, no Spark
+    job) are of another time grain than ``grain``: appends would mix layouts, and the history scan, which
+    prunes by period, would miss earlier events."""
+    width = len(GRAIN_FORMATS[grain])  # yyyy, yyyy-MM, yyyy-MM-dd: the pattern is as long as its values
+    other = {v for values in partition_values if (v := values.get(S.Col.EVENT_PERIOD)) and len(v) != width}
+    if other:
+        raise ValueError(
+            f"interactions is partitioned by event_period values like {min(other)!r}, but etl.time_grain is "
+            f"{grain!r}: an incremental run must use the table's grain (or re-run the whole history in full mode)")
 
 
 def earlier_rows(table: DataFrame, run_id: str) -> DataFrame:

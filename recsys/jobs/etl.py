@@ -204,7 +204,10 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     small_users = passing_users <= cfg.broadcast_user_map_max_users
     k_core = cfg.kcore.min_user_interactions > 1 or cfg.kcore.min_item_interactions > 1
     incremental = spec.mode == "incremental" and store.exists(Schema.INTERACTIONS)
-    table = store.read(Schema.INTERACTIONS) if incremental else None
+    table = None
+    if incremental:
+        H.require_grain(store.snapshot(Schema.INTERACTIONS).partition_values, cfg.time_grain)
+        table = store.read(Schema.INTERACTIONS)
     prior_days: DataFrame | None = None
     prior_counts: tuple[DataFrame, DataFrame] | None = None
     days = H.batch_days(summary, cfg.time_grain).first() if table is not None else None
@@ -235,6 +238,13 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     copies = {reason: int(row["copies"]) for reason, row in stats.items()}
     distinct = {reason: int(row["events"]) for reason, row in stats.items()}
     input_rows = sum(copies.values())  # every input row is in exactly one collapsed row's copies
+    if read_rows != input_rows:
+        # The observed count is an accumulator: a task retried in the first pass (lost executor, fetch failure)
+        # counts its rows twice. Count the input once more (a full pass, only in this case) before calling it a
+        # loss.
+        log.warning("rows read (%d, observed) != rows collapsed (%d): counting the input again", read_rows,
+                    input_rows)
+        read_rows = raw.frame.count()
     # Rows failing a row rule are quarantined copy by copy; events (accepted or rejected later) once, the
     # other copies are duplicates, and so are all copies of events an earlier run loaded.
     by_reason = {r: (distinct[r] if r is None or r in LATE_REASONS else n) for r, n in copies.items()
