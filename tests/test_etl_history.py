@@ -83,14 +83,16 @@ def test_bot_ceiling_counts_the_day_earlier_batches_loaded(spark: SparkSession, 
 
 @pytest.mark.parametrize("grain", ["year", "month", "day"])
 def test_on_days_keeps_whole_days_of_the_batch(spark: SparkSession, grain: str) -> None:
-    """The batch's bounds are whole days (an earlier event at 00:00 of its first day counts) and periods."""
+    """The batch's bounds are whole days: an earlier event at 00:00 of its first day, or 23:59 of its last,
+    counts."""
+    utc = dt.timezone.utc  # aware datetimes: Spark converts them exactly, whatever the host's zone
     events = spark.createDataFrame(
-        [("u", None, dt.datetime(2024, 1, 1, 10)), ("u", None, dt.datetime(2024, 1, 31, 9)),
-         ("u", R.NULL_ID, dt.datetime(2022, 1, 1))], "user_raw string, reason string, ts timestamp")
+        [("u", None, dt.datetime(2024, 1, 1, 10, tzinfo=utc)), ("u", None, dt.datetime(2024, 1, 31, 9, tzinfo=utc)),
+         ("u", R.NULL_ID, dt.datetime(2022, 1, 1, tzinfo=utc))], "user_raw string, reason string, ts timestamp")
     days = H.batch_days(P.user_summary(events.withColumn("copies", F.lit(1))), grain).first()
     assert days is not None and (days["first"], days["last"]) == (dt.date(2024, 1, 1), dt.date(2024, 1, 31))
-    stamps = [dt.datetime(2023, 12, 31, 23, 59), dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 31, 23, 59),
-              dt.datetime(2024, 2, 1)]
+    stamps = [dt.datetime(2023, 12, 31, 23, 59, tzinfo=utc), dt.datetime(2024, 1, 1, tzinfo=utc),
+              dt.datetime(2024, 1, 31, 23, 59, tzinfo=utc), dt.datetime(2024, 2, 1, tzinfo=utc)]
     table = spark.createDataFrame([(t,) for t in stamps], "ts timestamp").select(
         F.to_date("ts").alias("event_date"), P.event_period(F.col("ts"), grain).alias("event_period"))
     kept = H.on_days(table, days)
@@ -106,3 +108,33 @@ def test_incremental_run_with_another_time_grain_is_refused(spark: SparkSession,
             overrides=(*EVENTS, "etl.time_grain=day"))
     assert store.version("interactions") == before
     H.require_grain([{"event_period": "2024-01"}, {"event_period": None}], "month")  # the table's grain: fine
+
+
+def test_rerun_after_a_failed_attempt_and_another_run_keeps_the_tables_consistent(
+        spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run N appends, then fails; run N+1 commits; N is re-run. The events N's first attempt appended stay
+    accepted (kept, not appended twice); its other events are judged with N+1's rows: amy's event, below the
+    2-core at first, now has two more of hers in the table."""
+    b1, b2, b3 = _batches(
+        tmp_path, "zed,i1,2024-01-02T10:00:00,click\nzed,i2,2024-01-02T11:00:00,click\n",
+        "amy,i1,2024-01-03T10:00:00,click\nzed,i3,2024-01-03T11:00:00,click\n",
+        "amy,i2,2024-01-04T10:00:00,click\namy,i3,2024-01-04T11:00:00,click\n")
+    conf = (*EVENTS, "etl.kcore.min_user_interactions=2")
+    run(spark, tmp_path / "lh", b1, source="events", overrides=conf)
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("quarantine write failed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(P, "interaction_quarantine", failing)
+        with pytest.raises(RuntimeError, match="quarantine write failed"):
+            run(spark, tmp_path / "lh", b2, source="events", mode="incremental", overrides=conf)
+    _, store = run(spark, tmp_path / "lh", b3, source="events", mode="incremental", overrides=conf)
+    assert store.read("interactions").count() == 5  # zed's i3 from N's failed attempt, amy's two from N+1
+    again, _ = run(spark, tmp_path / "lh", b2, source="events", mode="incremental", overrides=conf)
+    assert (again["input_rows"], again["accepted"], again["quarantined"], again["duplicates_removed"]) == (
+        2, 2, 0, 0)
+    assert again["invariant_ok"]
+    table = store.read("interactions")
+    assert table.count() == 6 and table.select("user_id", "item_id", "ts").distinct().count() == 6
+    assert store.read("quarantine").where(f"run_id = '{again['run_id']}'").count() == 0

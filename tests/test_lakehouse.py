@@ -383,8 +383,11 @@ def test_tables_whose_files_are_not_their_rows_are_refused(spark: SparkSession, 
         _commit_log_entry(table_dir, {"protocol": {"minReaderVersion": 2, "minWriterVersion": 5}}, first)
     snap = store.snapshot("t")
     assert snap.num_records is None and snap.files  # log statistics would count deleted rows
-    for read in (lambda: store.read("t"), lambda: read_arrow(snap), lambda: store.optimize("t")):
+    version = store.version("t")
+    for use in (lambda: store.read("t"), lambda: read_arrow(snap), lambda: store.optimize("t"),
+                lambda: store.write(typed_frame(spark, 5, 1), "t", mode="append")):
         with pytest.raises(UnsupportedTableError, match="delta-spark") as err:
-            read()
+            use()
         assert ("deletionVectors" if feature == "deletionVectors" else "column mapping") in str(err.value)
+    assert store.version("t") == version  # the refused write committed nothing
     assert rows(store.read("t", version=0)) == rows(typed_frame(spark, 20, 1))  # earlier versions still read

@@ -159,6 +159,9 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
         read_files = sorted({uri for frame in frames if frame is not None for uri in frame.inputFiles()})
         spec = replace(spec, run_id=make_run_id(spec.source, spec.mode, spec.run_date, spec.input_path,
                                                 _file_sizes(read_files)))
+    incremental = spec.mode == "incremental" and store.exists(Schema.INTERACTIONS)
+    if incremental:  # before any work: the table's partitions (its log) must be of this grain
+        H.require_grain(store.snapshot(Schema.INTERACTIONS).partition_values, cfg.time_grain)
     id_pattern = raw.id_pattern
     existing_items = _read_if_exists(store, Schema.ITEMS)
 
@@ -203,31 +206,28 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     cached.append(batch_users)
     small_users = passing_users <= cfg.broadcast_user_map_max_users
     k_core = cfg.kcore.min_user_interactions > 1 or cfg.kcore.min_item_interactions > 1
-    incremental = spec.mode == "incremental" and store.exists(Schema.INTERACTIONS)
-    table = None
-    if incremental:
-        H.require_grain(store.snapshot(Schema.INTERACTIONS).partition_values, cfg.time_grain)
-        table = store.read(Schema.INTERACTIONS)
+    table = store.read(Schema.INTERACTIONS) if incremental else None
     prior_days: DataFrame | None = None
     prior_counts: tuple[DataFrame, DataFrame] | None = None
     days = H.batch_days(summary, cfg.time_grain).first() if table is not None else None
     if table is not None and days is not None and days["first"] is not None:
-        # Events an earlier run loaded are duplicates, marked before the rules count events; the rules count
-        # the earlier runs' events too (recsys.etl.history).
-        earlier = H.earlier_rows(table, spec.run_id)
-        recent = H.on_days(earlier, days)
+        # Events the table holds are marked before the rules count events (another run's: duplicates; this
+        # run's previous attempt's: kept), and the rules count the table's events too (recsys.etl.history).
+        recent = H.on_days(table, days)
         unmarked = events
-        events = _materialize_on_disk(H.mark_loaded(events, recent, batch_users, tasks, small_users),
+        events = _materialize_on_disk(H.mark_loaded(events, recent, batch_users, spec.run_id, tasks, small_users),
                                       {"spark.sql.requireAllClusterKeysForCoPartition": "false"})
         unmarked.unpersist()
         summary = _materialize(P.user_summary(events))
         prior_days = H.prior_days(recent, batch_users, small_users).persist(StorageLevel.MEMORY_AND_DISK)
         cached += [events, summary, prior_days]
-        prior_counts = H.prior_counts(earlier, batch_users, small_users) if k_core else None
+        prior_counts = H.prior_counts(table, batch_users, small_users) if k_core else None
     candidates = bot_candidates(summary, cfg.bot_max_events_per_day, prior_days)
     bots = _materialize(bot_users(events, cfg.bot_max_events_per_day, candidates, prior_days)) if (
         candidates.limit(1).count()) else None
     classified = P.classify(events, bots, cfg, prior_counts)
+    if prior_days is not None:  # the history was marked: kept events are accepted again
+        classified = H.accept_kept(classified)
     if k_core:
         classified = classified.persist(StorageLevel.MEMORY_AND_DISK)  # iterated windows: computed once
         cached.append(classified)

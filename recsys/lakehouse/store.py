@@ -30,7 +30,12 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from recsys.config.sections import StorageConfig
 from recsys.lakehouse import delta_log, spark_writer
 from recsys.lakehouse.delta_log import Snapshot
-from recsys.lakehouse.errors import SchemaMismatchError, TableExistsError, TableNotFoundError
+from recsys.lakehouse.errors import (
+    SchemaMismatchError,
+    TableExistsError,
+    TableNotFoundError,
+    UnsupportedTableError,
+)
 from recsys.lakehouse.file_writer import (
     FILE_METADATA_SCHEMA,
     WRITE_DIR_PREFIX,
@@ -290,6 +295,10 @@ class TableStore:
         partition_by: tuple[str, ...], replace_partitions: Mapping[str, Any] | None, row_group_rows: int | None,
         no_dictionary: tuple[str, ...] = (),
     ) -> int:
+        if read_table is not None and (unreadable := delta_log.unreadable_features(read_table)):
+            raise UnsupportedTableError(
+                f"table {name!r} at {uri} cannot be written by the delta-rs backend: {unreadable}. Write it with "
+                "delta-spark (storage.backend: delta-spark, its jars on the classpath). Nothing was written.")
         allowed = None
         filters = None
         if replace_partitions is not None:
