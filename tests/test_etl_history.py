@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 from etl_helpers import KEY, run, write
@@ -14,6 +15,7 @@ from pyspark.sql import functions as F
 from recsys.etl import history as H
 from recsys.etl import pipeline as P
 from recsys.etl import reasons as R
+from recsys.lakehouse import TableStore
 
 EVENTS = ("etl.missing_item_policy=keep", "etl.events.items=none")
 HEADER = "user_id,item_id,timestamp,event_type\n"
@@ -28,27 +30,37 @@ def _batches(root: Path, *batches: str) -> list[Path]:
     return [write(root / f"b{i}" / "events.csv", HEADER + text).parent for i, text in enumerate(batches, 1)]
 
 
-def _quarantined(store: object, run_id: str) -> list[tuple[str, str]]:
-    rows = store.read("quarantine").where(f"run_id = '{run_id}'").collect()  # type: ignore[attr-defined]
+def _first_then_incremental(spark: SparkSession, tmp_path: Path, batches: list[Path],
+                            conf: tuple[str, ...]) -> tuple[dict[str, Any], TableStore]:
+    """Batch 1 in full mode (all 4 events accepted), then batch 2 incremental: its etl_runs row and the store."""
+    first, store = run(spark, tmp_path / "lh", batches[0], source="events", overrides=conf)
+    assert (first["accepted"], first["quarantined"]) == (4, 0)
+    second, _ = run(spark, tmp_path / "lh", batches[1], source="events", mode="incremental", overrides=conf)
+    assert second["invariant_ok"]
+    return second, store
+
+
+def _counts(row: dict[str, Any]) -> tuple[int, int, int, int]:
+    return row["input_rows"], row["accepted"], row["quarantined"], row["duplicates_removed"]
+
+
+def _quarantined(store: TableStore, run_id: str) -> list[tuple[str, str]]:
+    rows = store.read("quarantine").where(f"run_id = '{run_id}'").collect()
     return sorted((r.reason, r.raw_record.split(",")[1]) for r in rows)
 
 
 def test_k_core_counts_the_events_earlier_batches_loaded(spark: SparkSession, tmp_path: Path) -> None:
     """Alone, batch 2 would reject alice's new event (one event of hers, one of item i2 in the batch); with the
     four events batch 1 loaded, only carol (one event, of an item nobody else has) is below the 2-core."""
-    b1, b2 = _batches(
+    batches = _batches(
         tmp_path,
         "alice,i1,2024-01-02T10:00:00,click\nalice,i2,2024-01-02T11:00:00,click\n"
         "bob,i1,2024-01-03T10:00:00,click\nbob,i2,2024-01-03T11:00:00,click\n",
         "alice,i2,2024-02-01T10:00:00,click\nalice,i1,2024-01-02T10:00:00,click\n"
         "carol,i3,2024-02-02T10:00:00,click\n")
     conf = (*EVENTS, "etl.kcore.min_user_interactions=2", "etl.kcore.min_item_interactions=2")
-    first, store = run(spark, tmp_path / "lh", b1, source="events", overrides=conf)
-    assert (first["accepted"], first["quarantined"]) == (4, 0)
-    second, _ = run(spark, tmp_path / "lh", b2, source="events", mode="incremental", overrides=conf)
-    assert (second["input_rows"], second["accepted"], second["quarantined"], second["duplicates_removed"]) == (
-        3, 1, 1, 1)
-    assert second["invariant_ok"] and second["quarantine_by_reason"] == {R.BELOW_K_CORE: 1}
+    second, store = _first_then_incremental(spark, tmp_path, batches, conf)
+    assert _counts(second) == (3, 1, 1, 1) and second["quarantine_by_reason"] == {R.BELOW_K_CORE: 1}
     assert _quarantined(store, str(second["run_id"])) == [(R.BELOW_K_CORE, "i3")]
     assert store.read("interactions").count() == 5
 
@@ -58,24 +70,20 @@ def test_bot_ceiling_counts_the_day_earlier_batches_loaded(spark: SparkSession, 
     erin's two events of that day delivered again are duplicates, not two more events (not a bot)."""
     day = ("dave,i1,2024-01-02T10:00:00,click\ndave,i2,2024-01-02T11:00:00,click\n"
            "erin,i1,2024-01-02T10:00:00,click\nerin,i2,2024-01-02T11:00:00,click\n")
-    b1, b2 = _batches(
+    batches = _batches(
         tmp_path, day,
         "dave,i3,2024-01-02T12:00:00,click\n"
         "erin,i1,2024-01-02T10:00:00,click\nerin,i2,2024-01-02T11:00:00,click\n"
         "erin,i3,2024-01-03T10:00:00,click\n")
     conf = (*EVENTS, "etl.bot_max_events_per_day=2")
-    first, store = run(spark, tmp_path / "lh", b1, source="events", overrides=conf)
-    assert (first["accepted"], first["quarantined"]) == (4, 0)
-    second, _ = run(spark, tmp_path / "lh", b2, source="events", mode="incremental", overrides=conf)
-    assert (second["input_rows"], second["accepted"], second["quarantined"], second["duplicates_removed"]) == (
-        4, 1, 1, 2)
-    assert second["invariant_ok"] and second["quarantine_by_reason"] == {R.BOT_USER: 1}
+    second, store = _first_then_incremental(spark, tmp_path, batches, conf)
+    assert _counts(second) == (4, 1, 1, 2) and second["quarantine_by_reason"] == {R.BOT_USER: 1}
     assert _quarantined(store, str(second["run_id"])) == [(R.BOT_USER, "i3")]
     new = store.read("interactions").where(f"run_id = '{second['run_id']}'").collect()
     assert [(r.item_id, str(r.event_date)) for r in new] == [("i3", "2024-01-03")]
 
     # A re-run of the incremental batch judges it the same way and adds nothing.
-    again, _ = run(spark, tmp_path / "lh", b2, source="events", mode="incremental", overrides=conf)
+    again, _ = run(spark, tmp_path / "lh", batches[1], source="events", mode="incremental", overrides=conf)
     keys = ("input_rows", "accepted", "quarantined", "duplicates_removed", "quarantine_by_reason", "invariant_ok")
     assert {k: again[k] for k in keys} == {k: second[k] for k in keys}
     assert store.read("interactions").count() == 5
@@ -132,9 +140,7 @@ def test_rerun_after_a_failed_attempt_and_another_run_keeps_the_tables_consisten
     _, store = run(spark, tmp_path / "lh", b3, source="events", mode="incremental", overrides=conf)
     assert store.read("interactions").count() == 5  # zed's i3 from N's failed attempt, amy's two from N+1
     again, _ = run(spark, tmp_path / "lh", b2, source="events", mode="incremental", overrides=conf)
-    assert (again["input_rows"], again["accepted"], again["quarantined"], again["duplicates_removed"]) == (
-        2, 2, 0, 0)
-    assert again["invariant_ok"]
+    assert _counts(again) == (2, 2, 0, 0) and again["invariant_ok"]
     table = store.read("interactions")
     assert table.count() == 6 and table.select("user_id", "item_id", "ts").distinct().count() == 6
     assert store.read("quarantine").where(f"run_id = '{again['run_id']}'").count() == 0
