@@ -207,6 +207,7 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     small_users = passing_users <= cfg.broadcast_user_map_max_users
     k_core = cfg.kcore.min_user_interactions > 1 or cfg.kcore.min_item_interactions > 1
     table = store.read(Schema.INTERACTIONS) if incremental else None
+    recent: DataFrame | None = None  # the table's rows on the batch's days (incremental runs)
     prior_days: DataFrame | None = None
     prior_counts: tuple[DataFrame, DataFrame] | None = None
     days = H.batch_days(summary, cfg.time_grain).first() if table is not None else None
@@ -226,7 +227,7 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     bots = _materialize(bot_users(events, cfg.bot_max_events_per_day, candidates, prior_days)) if (
         candidates.limit(1).count()) else None
     classified = P.classify(events, bots, cfg, prior_counts)
-    if prior_days is not None:  # the history was marked: kept events are accepted again
+    if recent is not None:  # the history was marked: kept events are accepted again
         classified = H.accept_kept(classified)
     if k_core:
         classified = classified.persist(StorageLevel.MEMORY_AND_DISK)  # iterated windows: computed once
@@ -281,7 +282,8 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     plain = S.NO_DICTIONARY_COLUMNS[Schema.INTERACTIONS]
     if table is not None:
         keys = [S.Col.USER_ID, S.Col.ITEM_ID, S.Col.TS]
-        mine = table.where(F.col(S.Col.RUN_ID) == spec.run_id).select(*keys)  # a previous attempt's rows
+        # a previous attempt's rows (the kept events), all on the batch's days: no scan of the whole table
+        mine = (recent if recent is not None else table).where(F.col(S.Col.RUN_ID) == spec.run_id).select(*keys)
         interactions = P.interaction_rows(P.with_users(rows, users_map, broadcast=False), item_index, types,
                                           spec.run_id, spec.source, grain)
         fresh = interactions.join(mine, keys, "left_anti")
