@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 import numpy as np
@@ -70,3 +71,21 @@ def test_shard_batches_have_fixed_size_and_cycle(spark: SparkSession, store: Tab
         assert batch.history.shape == (32, 6) and batch.target.shape == (32,)
         assert set(batch.target.tolist()) <= own
     assert data.wait_seconds > 0
+
+
+def test_shard_batches_repeat_exactly_across_passes(spark: SparkSession, store: TableStore) -> None:
+    """Same seed, same batches, whatever the consumer's pace (Petastorm's own cycling reshuffles by timing)."""
+    files = write_examples(spark, store)
+
+    def batches(pause_s: float, seed: int = 3) -> list[bytes]:
+        out = []
+        with ShardBatches(files, rank=0, world_size=2, batch_size=32, seed=seed, shuffle_buffer_rows=64) as data:
+            for _ in range(4 * steps_per_epoch(ROWS, 2, 32)):  # four passes over the shard
+                batch = data.next_batch()
+                out.append(batch.history.tobytes() + batch.target.tobytes())
+                time.sleep(pause_s)  # a slow consumer: the reader waits on a full queue at each pass's start
+        return out
+
+    fast = batches(0.0)
+    assert batches(0.02) == fast
+    assert batches(0.0, seed=4) != fast

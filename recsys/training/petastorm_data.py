@@ -2,8 +2,14 @@
 
 Each Ray worker reads only its shard (``cur_shard=rank``, ``shard_count=world_size``) of a pinned
 snapshot's live files (never a directory glob). Petastorm shards by Parquet row group, so the files must
-have at least ``world_size`` row groups. Readers cycle (``num_epochs=None``) so every worker can run exactly
-the same number of steps, whatever the size of its shard (DDP would hang otherwise).
+have at least ``world_size`` row groups. :class:`ShardBatches` cycles over its shard so every worker can run
+exactly the same number of steps, whatever the size of its shard (DDP would hang otherwise).
+
+Each pass over a shard is its own one-epoch reader whose row-group order is seeded by (seed, pass). Petastorm's
+own cycling (``num_epochs=None``) is not reproducible: its ventilator reshuffles the row-group list every time
+it polls a full queue at the start of a pass, so the order of the second and later passes depends on thread
+timing. With ``reader_workers`` > 1 row groups also arrive in completion order, so only one reader worker gives
+the same batches on every run.
 """
 
 from __future__ import annotations
@@ -141,24 +147,45 @@ class ShardBatches:
     _reader: Any = None
     _buffer: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     _rows: int = 0
+    _passes: int = 0  # passes over the shard begun
 
     def __post_init__(self) -> None:
         self._rng = np.random.default_rng(self.seed + 7919 * self.rank)
 
     def __enter__(self) -> ShardBatches:
-        self._reader = open_reader(self.files, self.rank, self.world_size, num_epochs=None,
-                                   seed=self.seed, workers_count=self.reader_workers)
+        self._open_pass()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._close_reader()
+
+    def _open_pass(self) -> None:
+        order_seed = int(np.random.SeedSequence([self.seed, self._passes]).generate_state(1)[0])
+        self._reader = open_reader(self.files, self.rank, self.world_size, num_epochs=1,
+                                   seed=order_seed, workers_count=self.reader_workers)
+        self._passes += 1
+
+    def _close_reader(self) -> None:
         if self._reader is not None:
             self._reader.stop()
             self._reader.join()
             self._reader = None
 
+    def _next_chunk(self) -> Any:
+        """The next row group of the shard, starting the next pass at the end of one."""
+        try:
+            return next(self._reader)
+        except StopIteration:
+            self._close_reader()
+            self._open_pass()
+        try:
+            return next(self._reader)
+        except StopIteration:
+            raise ShardingError(f"shard {self.rank} of {self.world_size} yielded no rows in a whole pass") from None
+
     def _fill(self, rows: int) -> None:
         while self._rows < rows:
-            chunk = next(self._reader)
+            chunk = self._next_chunk()
             hist = stack_histories(chunk.history)
             target = np.asarray(chunk.target_item_idx, dtype=np.int64)
             self._buffer.append((hist, target))
