@@ -51,11 +51,15 @@ class Snapshot:
     def require_files(self) -> None:
         """Raise :class:`UnsupportedTableError` unless reading :attr:`files` directly gives the table's rows."""
         if self.unreadable:
-            raise UnsupportedTableError(
-                f"table {self.name} at {self.uri} (version {self.version}) cannot be read from its file list: "
-                f"{self.unreadable}. Read it with delta-spark (storage.backend: delta-spark, its jars on the "
-                "classpath), or rewrite it without the feature (delta-spark: REORG TABLE ... APPLY (PURGE), then "
-                "ALTER TABLE ... DROP FEATURE).")
+            raise unreadable_table_error(self.name, self.uri, self.version, self.unreadable)
+
+
+def unreadable_table_error(name: str, uri: str, version: int, unreadable: str) -> UnsupportedTableError:
+    """The error for a table version whose live files are not its rows as they are (see :func:`unreadable_features`)."""
+    return UnsupportedTableError(
+        f"table {name} at {uri} (version {version}) cannot be read from its file list: {unreadable}. Read it "
+        "with delta-spark (storage.backend: delta-spark, its jars on the classpath), or rewrite it without the "
+        "feature (delta-spark: REORG TABLE ... APPLY (PURGE), then ALTER TABLE ... DROP FEATURE).")
 
 
 def unreadable_features(table: DeltaTable) -> str:

@@ -374,8 +374,9 @@ class TableStore:
         if self.backend == "delta-spark":
             row = self.spark.sql(f"OPTIMIZE delta.`{uri}`").first()
             return {"metrics": str(row["metrics"]) if row else ""}
-        self.snapshot(name).require_files()  # compaction rewrites the live files as they are
         table = delta_log.open_table(uri, storage_options=self.storage.storage_options)
+        if unreadable := delta_log.unreadable_features(table):  # compaction rewrites the live files as they are
+            raise delta_log.unreadable_table_error(name, table.table_uri, table.version(), unreadable)
         return dict(table.optimize.compact())
 
     def vacuum(self, name: str, retention_hours: int | None = None, dry_run: bool = False,
