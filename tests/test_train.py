@@ -78,15 +78,25 @@ def test_train_job_two_workers(spark: SparkSession, store: TableStore, lakehouse
 def test_resumes_after_a_worker_dies(spark: SparkSession, store: TableStore, config: AppConfig,
                                      lakehouse: Path) -> None:
     write_synthetic_tables(spark, store, resolve_model_path("minilm"), SyntheticSpec(num_users=60))
+    settings = ["train.max_steps=25", "train.eval_every_steps=25", "train.checkpoint_every_steps=10"]
     cfg = load_config("test", conf_dir=REPO / "conf", lakehouse=str(lakehouse), overrides=[
-        "train.fail_once_at_step=15", "train.max_steps=25", "train.eval_every_steps=25",
-        "train.checkpoint_every_steps=10", "train.max_failures=1",
-    ])
+        *settings, "train.fail_once_at_step=15", "train.max_failures=1"])
     result = train(store, cfg.train)
     steps = [int(s) for s, _ in result.metrics["loss_curve"]]
     assert steps == list(range(1, 26))  # restored curve up to the step-10 checkpoint, then 11..25 again
     assert result.metrics["steps"] == 25
+    assert result.metrics["trained_steps_this_attempt"] == 15
     assert (lakehouse / "ray_results" / result.model_version / "injected_failure_done").exists()
+
+    # the resumed run trained what a run without the failure trains (so two runs on the same tables train the
+    # same weights too), past the end of the first pass over each shard
+    uninterrupted = train(store, load_config("test", conf_dir=REPO / "conf", lakehouse=str(lakehouse),
+                                             overrides=settings).train)
+    assert 2 * uninterrupted.metrics["steps_per_epoch"] <= 25
+    assert uninterrupted.metrics["loss_curve"] == result.metrics["loss_curve"]
+    weights = [(Path(r.artifact_path) / "model.safetensors").read_bytes() for r in (result, uninterrupted)]
+    assert weights[0] == weights[1]
+
 
 
 @pytest.mark.slow

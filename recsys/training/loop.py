@@ -79,6 +79,12 @@ def make_scheduler(opt: torch.optim.Optimizer, tc: TrainConfig,
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of one worker's random draws (dropout, negatives) at one step: a function of the step, so a run
+    resumed from a checkpoint draws what the uninterrupted run drew."""
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
+
+
 def _all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
     import torch.distributed as dist
 
@@ -179,7 +185,6 @@ class Worker:
         self.scheduler.load_state_dict(state["scheduler"])
         for key in ("step", "loss_curve", "val_curve", "best_ndcg", "best_step", "bad_evals"):
             setattr(self, key, state[key])
-        self.sampler.generator.set_state(state["sampler_rng"])
         log.info("rank %d resumed from checkpoint at step %d", self.rank, self.step)
 
     def _train_state(self, optimizer_state: Any) -> dict[str, Any]:
@@ -187,7 +192,6 @@ class Worker:
             "optimizer": optimizer_state, "scheduler": self.scheduler.state_dict(),
             "step": self.step, "loss_curve": self.loss_curve, "val_curve": self.val_curve,
             "best_ndcg": self.best_ndcg, "best_step": self.best_step, "bad_evals": self.bad_evals,
-            "sampler_rng": self.sampler.generator.get_state(),
         }
 
     def report(self, metrics: dict[str, Any], final: bool = False) -> None:
@@ -285,6 +289,9 @@ class Worker:
         waited = data.wait_seconds
         start = time.perf_counter()
         batch = data.next_batch()
+        seed = step_seed(self.tc.seed, self.rank, self.step)
+        torch.manual_seed(seed)
+        self.sampler.generator.manual_seed(seed)
         history = torch.from_numpy(batch.history).to(self.device)
         target = torch.from_numpy(batch.target).to(self.device)
         negatives = self.sampler.sample().to(self.device)
@@ -321,9 +328,11 @@ class Worker:
             self.refresh_cache()
         started, first_step = time.perf_counter(), self.step
         stop = False
-        with ShardBatches(self.config["train_files"], self.rank, self.world, tc.batch_size,
-                          seed=tc.seed + self.step, shuffle_buffer_rows=tc.shuffle_buffer_rows,
-                          reader_workers=tc.reader_workers) as data:
+        with ShardBatches(self.config["train_files"], self.rank, self.world, tc.batch_size, seed=tc.seed,
+                          shuffle_buffer_rows=tc.shuffle_buffer_rows, reader_workers=tc.reader_workers) as data:
+            if self.step:  # resumed: the batches the uninterrupted run would draw next
+                log.info("rank %d skips the %d batches trained before the checkpoint", self.rank, self.step)
+                data.skip(self.step)
             self.wrapped.train()
             while self.step < self.total_steps and not stop:
                 if use_cache and self.trainable_encoder and self.step > first_step \

@@ -204,6 +204,11 @@ class ShardBatches:
         self.wait_seconds += time.perf_counter() - start
         return Batch(hist[take], target[take])
 
+    def skip(self, batches: int) -> None:
+        """Draw and drop ``batches`` batches (a resumed run continues the same sequence of batches)."""
+        for _ in range(batches):
+            self.next_batch()
+
     def __iter__(self) -> Iterator[Batch]:
         while True:
             yield self.next_batch()
