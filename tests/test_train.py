@@ -78,7 +78,8 @@ def test_train_job_two_workers(spark: SparkSession, store: TableStore, lakehouse
 def test_resumes_after_a_worker_dies(spark: SparkSession, store: TableStore, config: AppConfig,
                                      lakehouse: Path) -> None:
     write_synthetic_tables(spark, store, resolve_model_path("minilm"), SyntheticSpec(num_users=60))
-    settings = ["train.max_steps=25", "train.eval_every_steps=25", "train.checkpoint_every_steps=10"]
+    settings = ["train.max_steps=25", "train.eval_every_steps=25", "train.checkpoint_every_steps=10",
+                "train.dropout=0.1"]
     cfg = load_config("test", conf_dir=REPO / "conf", lakehouse=str(lakehouse), overrides=[
         *settings, "train.fail_once_at_step=15", "train.max_failures=1"])
     result = train(store, cfg.train)

@@ -79,10 +79,11 @@ def make_scheduler(opt: torch.optim.Optimizer, tc: TrainConfig,
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-def step_seed(seed: int, rank: int, step: int) -> int:
-    """The seed of one worker's random draws (dropout, negatives) at one step: a function of the step, so a run
+def step_seeds(seed: int, rank: int, step: int) -> tuple[int, int]:
+    """Seeds of one worker's random draws at one step, (dropout, negatives): functions of the step, so a run
     resumed from a checkpoint draws what the uninterrupted run drew."""
-    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
+    dropout, negatives = np.random.SeedSequence([seed, rank, step]).generate_state(2)
+    return int(dropout), int(negatives)
 
 
 def _all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
@@ -109,6 +110,8 @@ class Worker:
         tc = self.tc
         if not tc.use_gpu:
             torch.set_num_threads(max(1, tc.cpus_per_worker))
+        else:  # deterministic cuBLAS: read when its first handle is made, so set before any CUDA work
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.manual_seed(tc.seed)
         np.random.seed(tc.seed + self.rank)
@@ -289,9 +292,9 @@ class Worker:
         waited = data.wait_seconds
         start = time.perf_counter()
         batch = data.next_batch()
-        seed = step_seed(self.tc.seed, self.rank, self.step)
-        torch.manual_seed(seed)
-        self.sampler.generator.manual_seed(seed)
+        dropout_seed, negatives_seed = step_seeds(self.tc.seed, self.rank, self.step)
+        torch.manual_seed(dropout_seed)
+        self.sampler.generator.manual_seed(negatives_seed)
         history = torch.from_numpy(batch.history).to(self.device)
         target = torch.from_numpy(batch.target).to(self.device)
         negatives = self.sampler.sample().to(self.device)
@@ -331,8 +334,10 @@ class Worker:
         with ShardBatches(self.config["train_files"], self.rank, self.world, tc.batch_size, seed=tc.seed,
                           shuffle_buffer_rows=tc.shuffle_buffer_rows, reader_workers=tc.reader_workers) as data:
             if self.step:  # resumed: the batches the uninterrupted run would draw next
-                log.info("rank %d skips the %d batches trained before the checkpoint", self.rank, self.step)
+                skip_started = time.perf_counter()
                 data.skip(self.step)
+                log.info("rank %d skipped the %d batches trained before the checkpoint in %.1fs", self.rank,
+                         self.step, time.perf_counter() - skip_started)
             self.wrapped.train()
             while self.step < self.total_steps and not stop:
                 if use_cache and self.trainable_encoder and self.step > first_step \

@@ -107,10 +107,15 @@ def loop_config(tc: TrainConfig, snaps: dict[str, Snapshot], run_dir: str) -> di
     if not examples.files:
         raise ValueError("train_examples is empty: run `recsys prepare` first")
     sizes = check_shardable(examples.files, tc.num_workers)
+    if tc.encoder.trainable_layers != 0 and tc.cache_refresh_steps > 0 \
+            and tc.checkpoint_every_steps % tc.cache_refresh_steps:
+        log.warning("train.checkpoint_every_steps (%d) is not a multiple of train.cache_refresh_steps (%d): a run "
+                    "resumed from a checkpoint recomputes the item cache at another step than the uninterrupted "
+                    "run, so it trains other weights", tc.checkpoint_every_steps, tc.cache_refresh_steps)
     tokenizer = load_tokenizer(tc.encoder.name_or_path)
     return {
         "train": tc,
-        "train_files": list(examples.files),
+        "train_files": sorted(examples.files),  # Petastorm shards by position: not by the log's order
         "num_rows": examples.num_records if examples.num_records is not None else sum(sizes),
         "item_tokens": snaps[Tables.ITEM_TOKENS],
         "validation": snaps.get(Tables.VALIDATION_TRUTH),
