@@ -7,7 +7,8 @@
 #
 # Environment:
 #   SPARK_MASTER        yarn (default) | k8s://https://<api-server> | spark://host:7077
-#   DEPLOY_MODE         cluster (default) | client
+#   DEPLOY_MODE         cluster (default) | client; standalone masters default to client (Spark runs Python
+#                       drivers on a standalone cluster in client mode only)
 #   RECSYS_LAKEHOUSE    lakehouse root on shared storage, e.g. s3a://bucket/lakehouse (required)
 #   RECSYS_IMAGE        container image built from deploy/Dockerfile (Kubernetes only)
 #   PYSPARK_ENV_ARCHIVE a packed venv (venv-pack) with recsys installed, for YARN/standalone executors
@@ -26,9 +27,10 @@ repo="$(cd "$here/.." && pwd)"
 : "${RECSYS_LAKEHOUSE:?set RECSYS_LAKEHOUSE to the lakehouse root on shared storage, e.g. s3a://bucket/lakehouse}"
 
 master="${SPARK_MASTER:-yarn}"
+if [[ "$master" == spark://* ]]; then deploy_mode="${DEPLOY_MODE:-client}"; else deploy_mode="${DEPLOY_MODE:-cluster}"; fi
 args=(
   --master "$master"
-  --deploy-mode "${DEPLOY_MODE:-cluster}"
+  --deploy-mode "$deploy_mode"
   --name "recsys-$job"
   --packages "${DELTA_PACKAGE:-io.delta:delta-spark_2.13:4.0.0}"
   --conf spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension
@@ -59,13 +61,24 @@ if [[ "$master" == k8s://* ]]; then
   )
   entry="local:///opt/recsys/jobs/$job.py"   # inside the image
 else
+  archives=()
   if [ -n "${PYSPARK_ENV_ARCHIVE:-}" ]; then
-    args+=(--archives "$PYSPARK_ENV_ARCHIVE#environment"
-           --conf spark.pyspark.python=./environment/bin/python)
+    archives+=("$PYSPARK_ENV_ARCHIVE#environment")
+    args+=(--conf spark.pyspark.python=./environment/bin/python)
   fi
+  if [ "$deploy_mode" = cluster ]; then
+    # the driver runs in a cluster container: conf/ (base + overlays, folders kept) goes as one archive,
+    # unpacked in the container's working directory as recsys-conf/
+    conf_zip="$(mktemp -d)/recsys-conf.zip"
+    (cd "$repo/conf" && python3 -m zipfile -c "$conf_zip" */)
+    archives+=("$conf_zip#recsys-conf")
+    args+=(--conf spark.yarn.appMasterEnv.RECSYS_CONF_DIR=recsys-conf)
+  else
+    export RECSYS_CONF_DIR="${RECSYS_CONF_DIR:-$repo/conf}"  # the driver runs here
+  fi
+  [ ${#archives[@]} -gt 0 ] && args+=(--archives "$(IFS=,; echo "${archives[*]}")")
   args+=(--conf spark.yarn.appMasterEnv.RECSYS_ENV=cluster --conf spark.executorEnv.RECSYS_ENV=cluster
-         --conf spark.yarn.appMasterEnv.HF_HUB_OFFLINE=1
-         --files "$(ls "$repo"/conf/*/*.yaml | paste -sd, -)")
+         --conf spark.yarn.appMasterEnv.HF_HUB_OFFLINE=1)
   if [ -n "${RECSYS_PSEUDONYM_KEY:-}" ]; then
     args+=(--conf "spark.yarn.appMasterEnv.RECSYS_PSEUDONYM_KEY=$RECSYS_PSEUDONYM_KEY"
            --conf "spark.executorEnv.RECSYS_PSEUDONYM_KEY=$RECSYS_PSEUDONYM_KEY")

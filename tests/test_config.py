@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from recsys.config import AppConfig, ConfigError, load_config
-from recsys.config.loader import parse_override
+from recsys.config.loader import load_tree, parse_override
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,6 +26,24 @@ def test_repository_config_loads_for_every_environment() -> None:
         config = load_config(env, conf_dir=REPO_ROOT / "conf")
         assert isinstance(config, AppConfig)
     assert load_config("test", conf_dir=REPO_ROOT / "conf").spark.master == "local[2]"
+
+
+
+def test_base_config_names_every_key() -> None:
+    """``conf/base`` is the reference of every setting: each dataclass field has its key there."""
+    tree, _ = load_tree(REPO_ROOT / "conf", None)
+    missing: list[str] = []
+
+    def walk(config: object, node: dict, prefix: str) -> None:
+        for field in dataclasses.fields(config):  # type: ignore[arg-type]
+            value = getattr(config, field.name)
+            if field.name not in node:
+                missing.append(prefix + field.name)
+            elif dataclasses.is_dataclass(value) and isinstance(node[field.name], dict):
+                walk(value, node[field.name], f"{prefix}{field.name}.")
+
+    walk(load_config(None, conf_dir=REPO_ROOT / "conf"), tree, "")
+    assert not missing, f"keys missing from conf/base: {missing}"
 
 
 def test_overlay_and_overrides_win_in_order(tmp_path: Path) -> None:

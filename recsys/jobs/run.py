@@ -41,8 +41,10 @@ def _default_input() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recsys run", description=__doc__)
-    parser.add_argument("--source", default="movielens", help="ETL input layout: movielens or events")
-    parser.add_argument("--input", default=None, help="ETL input folder (default: the bundled MovieLens sample)")
+    parser.add_argument("--source", choices=["movielens", "events"], default=None,
+                        help="ETL input kind (default: etl.source)")
+    parser.add_argument("--input", default=None,
+                        help="ETL input folder (default, for movielens only: the bundled MovieLens sample)")
     parser.add_argument("--run-date", type=dt.date.fromisoformat, default=None,
                         help="run date of the ETL and the recommendations partition (default: today, UTC)")
     parser.add_argument("--run-id", default=None, help="evaluation run id (default: run-<UTC time>)")
@@ -65,10 +67,14 @@ def common_args(ctx: JobContext) -> list[str]:
     return out
 
 
+def etl_source(ctx: JobContext) -> str:
+    return str(ctx.args.source or ctx.config.etl.source)
+
+
 def stage_args(stage: str, ctx: JobContext, run_date: dt.date, run_id: str) -> list[str]:
     args = common_args(ctx)
     if stage == "etl":
-        args += ["--source", ctx.args.source, "--input", ctx.args.input or _default_input(),
+        args += ["--source", etl_source(ctx), "--input", ctx.args.input or _default_input(),
                  "--run-date", run_date.isoformat()]
     elif stage == "score":
         args += ["--run-date", run_date.isoformat()]
@@ -122,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_date: dt.date = ctx.args.run_date or dt.datetime.now(dt.timezone.utc).date()
     run_id = ctx.args.run_id or "run-" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     timings: dict[str, float] = {}
+    if ctx.args.from_stage == "etl" and ctx.args.input is None and etl_source(ctx) != "movielens":
+        sys.stderr.write(f"recsys run: --input is required for source {etl_source(ctx)!r} (the bundled sample "
+                         "is MovieLens)\n")
+        return 2
     for stage in STAGES[STAGES.index(ctx.args.from_stage):]:
         if stage == "evaluate" and ctx.config.prepare.split.strategy == "none":
             sys.stderr.write("recsys run: stage evaluate skipped: prepare.split.strategy is none (serving run, "
