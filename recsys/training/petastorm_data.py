@@ -5,10 +5,11 @@ snapshot's live files (never a directory glob). Petastorm shards by Parquet row 
 have at least ``world_size`` row groups. :class:`ShardBatches` cycles over its shard so every worker can run
 exactly the same number of steps, whatever the size of its shard (DDP would hang otherwise).
 
-Each pass over a shard is its own one-epoch reader whose row-group order is seeded by (seed, pass). Petastorm's
-own cycling (``num_epochs=None``) is not reproducible: its ventilator reshuffles the row-group list every time
-it polls a full queue at the start of a pass, so the order of the second and later passes depends on thread
-timing. With ``reader_workers`` > 1 row groups also arrive in completion order, so only one reader worker gives
+Each pass over a shard is one epoch of a one-epoch reader, ``reset()`` after it is drained: the ventilator
+then starts on an empty queue and shuffles the row groups exactly once per pass, from its seeded random state.
+Petastorm's own cycling (``num_epochs=None``) is not reproducible: its ventilator reshuffles the row-group list
+every time it polls a full queue at the start of a pass, so the order of the second and later passes depends on
+thread timing. With ``reader_workers`` > 1 row groups also arrive in completion order, so only one reader worker gives
 the same batches on every run.
 """
 
@@ -147,23 +148,17 @@ class ShardBatches:
     _reader: Any = None
     _buffer: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
     _rows: int = 0
-    _passes: int = 0  # passes over the shard begun
 
     def __post_init__(self) -> None:
         self._rng = np.random.default_rng(self.seed + 7919 * self.rank)
 
     def __enter__(self) -> ShardBatches:
-        self._open_pass()
+        self._reader = open_reader(self.files, self.rank, self.world_size, num_epochs=1, seed=self.seed,
+                                   workers_count=self.reader_workers)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._close_reader()
-
-    def _open_pass(self) -> None:
-        order_seed = int(np.random.SeedSequence([self.seed, self._passes]).generate_state(1)[0])
-        self._reader = open_reader(self.files, self.rank, self.world_size, num_epochs=1,
-                                   seed=order_seed, workers_count=self.reader_workers)
-        self._passes += 1
 
     def _close_reader(self) -> None:
         if self._reader is not None:
@@ -176,8 +171,7 @@ class ShardBatches:
         try:
             return next(self._reader)
         except StopIteration:
-            self._close_reader()
-            self._open_pass()
+            self._reader.reset()  # drained: the next pass, in the next order of the seeded shuffle
         try:
             return next(self._reader)
         except StopIteration:
