@@ -158,9 +158,6 @@ class ShardBatches:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._close_reader()
-
-    def _close_reader(self) -> None:
         if self._reader is not None:
             self._reader.stop()
             self._reader.join()
