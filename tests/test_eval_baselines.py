@@ -12,7 +12,7 @@ from pyspark.sql import SparkSession
 from recsys.baselines.item_knn import item_neighbours, knn_recommend, user_profiles
 from recsys.baselines.popularity import most_popular
 from recsys.evaluation.adapter import evaluate_rankings
-from recsys.evaluation.data import item_stats, train_interactions
+from recsys.evaluation.data import before_test_interactions, item_stats, train_interactions
 from recsys.evaluation.metrics import user_metrics
 
 T0 = dt.datetime(2024, 1, 1)
@@ -66,6 +66,23 @@ def test_train_split_and_most_popular(spark: SparkSession) -> None:
     assert stats[0].train_count == 3 and stats[7].is_cold and not stats[5].is_cold
     assert stats[0].popularity_percentile == pytest.approx(6 / 7)  # tied with item 1: percent rank
     assert stats[7].popularity_percentile == 0.0
+
+
+def test_time_cutoff_split_keeps_later_events_out_of_the_fit(spark: SparkSession) -> None:
+    """With a time-cutoff split, a user without held-out rows (all of whose events came after the cutoff, so
+    prepare held nothing out for them) must not bring those events into the baselines' fit data."""
+    val_cut, test_cut = T0 + dt.timedelta(days=10), T0 + dt.timedelta(days=20)
+    day = dt.timedelta(days=1)
+    inter = [(1, 0, T0, 1.0), (1, 1, val_cut + day, 1.0), (1, 2, val_cut + 2 * day, 1.0), (1, 3, test_cut + day, 1.0)]
+    inter += [(2, 7, val_cut + day, 1.0), (2, 8, test_cut + day, 1.0)]  # no history before the cutoffs
+    frame = spark.createDataFrame(inter, "user_idx int, item_idx int, ts timestamp, weight float")
+    val = spark.createDataFrame([(1, 1, val_cut + day)], "user_idx int, item_idx int, ts timestamp")
+    test = spark.createDataFrame([(1, 3, test_cut + day)], "user_idx int, item_idx int, ts timestamp")
+    pairs = lambda f: {(r.user_idx, r.item_idx) for r in f.collect()}  # noqa: E731
+    assert pairs(train_interactions(frame, val, test, val_cut)) == {(1, 0)}
+    # before the test cutoff: what was known at test time, user 2's validation-period event included
+    assert pairs(before_test_interactions(frame, test, test_cut)) == {(1, 0), (1, 1), (1, 2), (2, 7)}
+    assert (2, 8) in pairs(train_interactions(frame, val, test))  # what a per-user cut alone would keep
 
 
 def test_item_knn_matches_numpy(spark: SparkSession) -> None:

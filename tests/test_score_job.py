@@ -11,7 +11,7 @@ from pyspark.sql import SparkSession
 
 from recsys.config import load_config
 from recsys.jobs.score import main as score_main
-from recsys.lakehouse import TableStore
+from recsys.lakehouse import TableNotFoundError, TableStore
 from recsys.schemas import (
     ITEM_EMBEDDINGS,
     MODELS,
@@ -142,3 +142,13 @@ def test_rerun_replaces_partition_and_exclusion_table(spark: SparkSession,
         got.setdefault(r["user_idx"], []).append((r["item_idx"], r["score"]))
         assert r["explanation_item_idx"] is None
     assert got == expected
+
+
+def test_model_version_without_user_embeddings_is_refused(shared: tuple[TableStore, Path, dict]) -> None:
+    """v1 has item embeddings but no user embeddings (as after an embed that failed between its two writes):
+    scoring it would replace the run date's recommendations with nothing."""
+    store, lakehouse, _ = shared
+    day = dt.date(2024, 6, 9)
+    with pytest.raises(TableNotFoundError, match="'v1' has item embeddings but no user embeddings"):
+        run_score(lakehouse, day, "--set", "score.model_version=v1")
+    assert not store.exists(Tables.RECOMMENDATIONS) or not read_recs(store, day)

@@ -5,19 +5,26 @@ Definitions (lazy DataFrame transforms, no I/O):
 * Positive interactions: ``weight > 0`` with user, item and time (as ``recsys prepare`` uses them).
 * ``train``: each user's positive interactions strictly before the user's first held-out row (validation
   or test truth) in the ``(ts, item_idx)`` order; every positive interaction of users without held-out rows.
-  Baselines are tuned by fitting on ``train`` and ranking the validation items.
+  With a time-cutoff split only those before the training period's end (``validation_cutoff``, else
+  ``cutoff``), as ``recsys prepare`` trains on: a user without held-out rows (all of whose events came
+  later) must not bring later events into the baselines' fit. Baselines are tuned by fitting on ``train``
+  and ranking the validation items.
 * ``before_test``: each user's positive interactions strictly before the test truth row (train + the
-  validation item + any context rows): the same information the model's scoring history holds. With
-  ``evaluate.refit_with_validation`` (default) the baselines are refitted on it for the test split.
+  validation item + any context rows): the same information the model's scoring history holds; with a
+  time-cutoff split only those before ``cutoff``. With ``evaluate.refit_with_validation`` (default) the
+  baselines are refitted on it for the test split.
 * Seen items (never recommended, for every model alike): for the test split ``user_histories.seen_items``
   (what ``recsys score`` excludes); for the validation split the user's items in ``train``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
+from recsys.prepare.split import timestamp_literal
 from recsys.schemas import Col
 
 SEEN = "seen_items"
@@ -53,14 +60,21 @@ def _cut(frame: DataFrame, truths: list[DataFrame]) -> DataFrame:
     return joined.where(_before()).drop("_cut_ts", "_cut_item")
 
 
-def train_interactions(positive: DataFrame, validation: DataFrame | None, test: DataFrame) -> DataFrame:
-    """Positive interactions before each user's first held-out row (see module docstring)."""
-    return _cut(positive, [t for t in (validation, test) if t is not None])
+def _until(frame: DataFrame, end: dt.datetime | None) -> DataFrame:
+    return frame if end is None else frame.where(F.col(Col.TS) < timestamp_literal(end))
 
 
-def before_test_interactions(positive: DataFrame, test: DataFrame) -> DataFrame:
-    """Positive interactions before each user's test row."""
-    return _cut(positive, [test])
+def train_interactions(positive: DataFrame, validation: DataFrame | None, test: DataFrame,
+                       end: dt.datetime | None = None) -> DataFrame:
+    """Positive interactions before each user's first held-out row, and before ``end`` (a time-cutoff split's
+    end of training; see module docstring)."""
+    return _until(_cut(positive, [t for t in (validation, test) if t is not None]), end)
+
+
+def before_test_interactions(positive: DataFrame, test: DataFrame, end: dt.datetime | None = None) -> DataFrame:
+    """Positive interactions before each user's test row, and before ``end`` (a time-cutoff split's test
+    cutoff)."""
+    return _until(_cut(positive, [test]), end)
 
 
 def seen_from(interactions: DataFrame) -> DataFrame:

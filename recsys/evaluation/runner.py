@@ -6,6 +6,7 @@ aggregates) but no table I/O: the job passes the input DataFrames and writes the
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable
@@ -53,6 +54,8 @@ class EvalInputs:
     item_embeddings: DataFrame | None = None  # of the evaluated model version only
     user_embeddings: DataFrame | None = None
     model_version: str | None = None
+    # time_cutoff split: (validation_cutoff, cutoff) as ``recsys prepare`` used them; (None, None) otherwise
+    split_cutoffs: tuple[dt.datetime | None, dt.datetime | None] = (None, None)
 
 
 @dataclass
@@ -99,7 +102,8 @@ def _our_model(inputs: EvalInputs, users: DataFrame, k: int, score: ScoreConfig,
         Col.HISTORY)))
     spec = KernelSpec(k=k, user_batch_size=score.user_batch_size, chunk_size=score.item_chunk_size,
                       explanation="none", blas_threads=score.blas_threads)
-    return top_k(frame, items, plan, spec, exclude_seen=score.exclude_seen).select(
+    # seen items are excluded for every model alike, whatever score.exclude_seen serves
+    return top_k(frame, items, plan, spec, exclude_seen=True).select(
         Col.USER_IDX, Col.ITEM_IDX, Col.SCORE, Col.RANK
     )
 
@@ -112,8 +116,9 @@ def run_evaluation(spark: SparkSession, inputs: EvalInputs, cfg: EvaluateConfig,
     parallelism = spark.sparkContext.defaultParallelism
     pos = positives(inputs.interactions)
     val, test = inputs.validation_truth, inputs.test_truth
-    train = train_interactions(pos, val, test).cache()
-    before_test = before_test_interactions(pos, test).cache() if cfg.refit_with_validation else train
+    validation_cutoff, test_cutoff = inputs.split_cutoffs
+    train = train_interactions(pos, val, test, validation_cutoff or test_cutoff).cache()
+    before_test = before_test_interactions(pos, test, test_cutoff).cache() if cfg.refit_with_validation else train
     stats = item_stats(inputs.catalog, before_test, inputs.item_tokens).cache()
     seen_test = seen_from(before_test)
     if inputs.user_histories is not None:

@@ -107,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     version, num_items, max_idx, dim = catalog_sizes(store, cfg.model_version)
     items, users = model_frames(store, version)
+    if not users.limit(1).count():  # e.g. `recsys embed` failed between its item and user writes
+        raise TableNotFoundError(
+            f"model version {version!r} has item embeddings but no user embeddings, so there is nobody to score "
+            "(the run-date partition is left as it is): re-run `recsys embed` for it")
     histories = store.read(Tables.USER_HISTORIES) if store.exists(Tables.USER_HISTORIES) else None
     exclude = None
     if cfg.exclude_items_table:
