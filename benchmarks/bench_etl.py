@@ -38,8 +38,9 @@ from recsys import schemas as S  # noqa: E402
 from recsys.config import load_config  # noqa: E402
 from recsys.etl import pipeline as P  # noqa: E402
 from recsys.etl.rules import rating_weight  # noqa: E402
+from recsys.etl.run_spec import RunSpec  # noqa: E402
 from recsys.etl.settings import EtlConfig  # noqa: E402
-from recsys.jobs.etl import RunSpec, run_etl  # noqa: E402
+from recsys.jobs.etl import run_etl  # noqa: E402
 from recsys.lakehouse import TableStore  # noqa: E402
 from recsys.spark_session import get_spark  # noqa: E402
 from recsys.synth import SynthSpec, write_dataset  # noqa: E402

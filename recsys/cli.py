@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from recsys.config import ConfigError
+from recsys.etl.errors import InputError
 from recsys.lakehouse import TableError
 
 # subcommand -> module in recsys.jobs with main(argv) -> int
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     try:
         return int(module.main(rest))
-    except (ConfigError, TableError) as exc:
+    except (ConfigError, InputError, TableError) as exc:
         sys.stderr.write(f"recsys {command}: error: {exc}\n")
         return 2
 

@@ -10,7 +10,8 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from recsys.config import load_config
-from recsys.jobs.etl import RunSpec, run_etl
+from recsys.etl.run_spec import RunSpec
+from recsys.jobs.etl import run_etl
 from recsys.lakehouse import TableStore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -51,3 +51,15 @@ def test_table_commands(spark: SparkSession, store: TableStore, lakehouse: Path,
 
     assert main(["table", "show", "missing", *common]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_input_errors_are_one_line_messages(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """An input problem (here no MovieLens ratings file) exits 2 with its message, not a traceback."""
+    monkeypatch.setenv("RECSYS_PSEUDONYM_KEY", "unit-test-key")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "notes.txt").write_text("nothing here\n")
+    assert main(["etl", "--input", str(tmp_path / "in"), "--lakehouse", str(tmp_path / "lh"), "--env", "test",
+                 "--log-level", "WARNING"]) == 2
+    err = capsys.readouterr().err
+    assert "recsys etl: error: no MovieLens ratings file" in err and "Traceback" not in err

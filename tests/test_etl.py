@@ -16,6 +16,7 @@ from recsys.etl import pipeline as P
 from recsys.etl import reasons as R
 from recsys.etl.pseudonymize import pseudonym
 from recsys.etl.rules import NUMERIC_ID, normalize_id
+from recsys.etl.sources import WITHHELD
 
 MOVIES = 'movieId,title,genres\n1,Toy Story (1995),Adventure|Animation\n2,"Heat, The (1995)",Action|Crime\n' \
          "3,Untitled,(no genres listed)\n,No Id (1999),Drama\n"
@@ -79,7 +80,9 @@ def test_every_quarantine_reason_and_reconciliation(spark: SparkSession, tmp_pat
     seven = pseudonym(KEY.encode(), "7")
     assert tags_q == sorted([
         (R.INVALID_ID, f"{seven},abc,odd,1"), (R.BAD_VALUE, f"{seven},2,,1"), (R.NULL_ID, f"{seven},,orphan,1"),
-        (R.UNKNOWN_ITEM, f"{seven},99,unknown item,1"), (R.MALFORMED, f"{seven},2,x,1,extra")])
+        (R.UNKNOWN_ITEM, f"{seven},99,unknown item,1"), (R.MALFORMED, WITHHELD)])  # extra field: withheld
+    short = q.where(f"reason = '{R.FIELD_COUNT}'").first()  # "2,1,4.0": where its user field is is unknown
+    assert short is not None and short.raw_record.startswith("<record withheld: 3 fields where 4 were expected")
     # raw user ids in quarantined records are replaced by their pseudonym
     bad_ts = q.where(f"reason = '{R.BAD_TIMESTAMP}'").first()
     assert bad_ts is not None and bad_ts.raw_record == f"{pseudonym(KEY.encode(), '3')},1,4.0,yesterday"
@@ -215,3 +218,16 @@ def test_period_key_has_one_value_per_event_period(spark: SparkSession, grain: s
     assert len({k for k, _ in got}) == len({p for _, p in got}) == len(got)
     with pytest.raises(ValueError, match="time_grain"):
         P.period_key(F.col("ts"), "week")
+
+
+def test_full_run_that_accepts_nothing_does_not_empty_the_tables(spark: SparkSession, tmp_path: Path) -> None:
+    """A full run replaces the tables: one whose every row is rejected (a wrong input or setting) would leave
+    them empty, so it is refused before any write."""
+    good = write(tmp_path / "good" / "ratings.csv", f"userId,movieId,rating,timestamp\n1,10,4.0,{DAY}\n").parent
+    _, store = run(spark, tmp_path / "lh", good)
+    bad = write(tmp_path / "bad" / "ratings.csv", "userId,movieId,rating,timestamp\n1,10,4.0,yesterday\n").parent
+    with pytest.raises(ValueError, match=rf"accepted none of its 1 input rows \(rejected: {{'{R.BAD_TIMESTAMP}': 1}}"):
+        run(spark, tmp_path / "lh", bad)
+    tables = store.list_tables()
+    assert len(tables) == 7 and all(store.version(name) == 0 for name in tables)
+    assert store.read("interactions").count() == 1

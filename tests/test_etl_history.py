@@ -15,7 +15,8 @@ from pyspark.sql import functions as F
 from recsys.etl import history as H
 from recsys.etl import pipeline as P
 from recsys.etl import reasons as R
-from recsys.lakehouse import TableStore
+from recsys.jobs import etl as etl_job
+from recsys.lakehouse import ConcurrentWriteError, TableStore
 
 EVENTS = ("etl.missing_item_policy=keep", "etl.events.items=none")
 HEADER = "user_id,item_id,timestamp,event_type\n"
@@ -144,3 +145,37 @@ def test_rerun_after_a_failed_attempt_and_another_run_keeps_the_tables_consisten
     table = store.read("interactions")
     assert table.count() == 6 and table.select("user_id", "item_id", "ts").distinct().count() == 6
     assert store.read("quarantine").where(f"run_id = '{again['run_id']}'").count() == 0
+
+
+def test_a_run_that_overlaps_another_is_refused_and_its_rerun_sees_the_other(
+        spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run B starts and commits while run A is between its reads and its writes (injected through a function A
+    calls in between). A would append an event B loaded and overwrite the dimensions B extended: its first
+    write is refused instead, nothing of A is committed, and A re-run afterwards judges its batch with B's rows."""
+    b1, b_a, b_b = _batches(
+        tmp_path, "zed,i1,2024-01-02T10:00:00,click\n",
+        "carol,i1,2024-01-05T10:00:00,click\n",
+        "carol,i1,2024-01-05T10:00:00,click\ncarol,i9,2024-01-05T11:00:00,click\n")
+    _, store = run(spark, tmp_path / "lh", b1, source="events", overrides=EVENTS)
+    real = etl_job.bot_candidates
+    overlapped: list[dict[str, Any]] = []
+
+    def with_run_b(*args: Any, **kwargs: Any) -> Any:
+        if not overlapped:
+            overlapped.append({})  # B calls this too: only A starts B
+            overlapped[0] = run(spark, tmp_path / "lh", b_b, source="events", mode="incremental",
+                                overrides=EVENTS)[0]
+        return real(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(etl_job, "bot_candidates", with_run_b)
+        with pytest.raises(ConcurrentWriteError, match="another job committed"):
+            run(spark, tmp_path / "lh", b_a, source="events", mode="incremental", overrides=EVENTS)
+    assert overlapped and overlapped[0]["accepted"] == 2
+    assert [r.run_id for r in store.read("etl_runs").collect()].count(overlapped[0]["run_id"]) == 1
+    assert store.read("interactions").count() == 3
+    again, _ = run(spark, tmp_path / "lh", b_a, source="events", mode="incremental", overrides=EVENTS)
+    assert _counts(again) == (1, 0, 0, 1) and again["invariant_ok"]  # B loaded carol's i1 event
+    table = store.read("interactions")
+    assert table.count() == 3 and table.select("user_id", "item_id", "ts").distinct().count() == 3
+    assert {r.item_id for r in store.read("items").collect()} == {"i1", "i9"}

@@ -47,13 +47,30 @@ def test_malformed_csv_lines_never_expose_the_user_field(spark: SparkSession, tm
         "i1,alice-7731,2024-01-02,click",
         '"i,2",bob-8842,2024-01-02,click,extra',   # quoted comma before the user field, one field too many
         'i3,carol-9953,"2024-01-02,click',         # unbalanced quote: fields cannot be told apart
+        "0,i4,dave-4410,2024-01-02,click",         # an extra column in front: the user field moved
     ]) + "\n")
     row, store = run(spark, tmp_path / "lh", tmp_path / "in", source="events", overrides=EVENTS)
-    assert row["quarantine_by_reason"] == {R.MALFORMED: 2} and row["invariant_ok"]
+    assert row["quarantine_by_reason"] == {R.MALFORMED: 3} and row["invariant_ok"]
     records = sorted(r.raw_record for r in store.read("quarantine").collect())
-    assert f'"i,2",{pseudonym(KEY.encode(), "bob-8842")},2024-01-02,click,extra' in records
-    assert any(r.startswith("<record withheld") for r in records)
+    expected = "<record withheld: 5 fields where 4 were expected, so the user field cannot be told apart"
+    assert [r.startswith(expected) for r in records].count(True) == 2
+    assert any(r.startswith("<record withheld") and not r.startswith(expected) for r in records)
     _no_raw_ids(tmp_path / "lh")
+
+
+def test_movielens_lines_with_shifted_fields(spark: SparkSession, tmp_path: Path) -> None:
+    """A ratings or tags file written with an index column (pandas' ``to_csv`` default): every line has one
+    field too many and its user id is not the first field, so the records are withheld, not half-pseudonymized."""
+    write(tmp_path / "in" / "ratings.csv", ",userId,movieId,rating,timestamp\n0,9876501,10,4.0,964982703\n"
+          "1,12345,10,4.0,964982703\n")
+    write(tmp_path / "in" / "movies.csv", "movieId,title,genres\n10,Heat (1995),Action\n")
+    write(tmp_path / "in" / "tags.csv", "userId,movieId,tag,timestamp\n0,5550001,10,funny,964982703\n")
+    row, store = run(spark, tmp_path / "lh", tmp_path / "in")
+    assert row["quarantine_by_reason"] == {R.FIELD_COUNT: 3} and row["invariant_ok"]
+    text = lakehouse_strings(tmp_path / "lh")
+    assert not [raw for raw in ("9876501", "12345", "5550001") if raw in text]
+    records = {r.raw_record for r in store.read("quarantine").collect()}
+    assert all(r.startswith("<record withheld") for r in records)
 
 
 def test_malformed_json_with_single_quotes(spark: SparkSession, tmp_path: Path) -> None:
@@ -101,6 +118,22 @@ def test_headerless_file_among_good_ones_is_an_error(spark: SparkSession, tmp_pa
     with pytest.raises(ValueError, match=r"events2\.csv") as err:
         run(spark, tmp_path / "lh", tmp_path / "in", source="events", overrides=EVENTS)
     assert not [raw for raw in RAW if raw in str(err.value)]
+    assert not (tmp_path / "lh" / "interactions").exists()  # nothing committed
+
+
+@pytest.mark.parametrize("headerless", ["movies.csv", "tags.csv"])
+def test_headerless_movielens_catalog_file_is_an_error(spark: SparkSession, tmp_path: Path,
+                                                       headerless: str) -> None:
+    """Spark would drop a headerless catalog file's first row (and log its values as a bad header)."""
+    files = {"ratings.csv": "userId,movieId,rating,timestamp\n9876501,10,4.0,964982703\n",
+             "movies.csv": "movieId,title,genres\n10,Heat (1995),Action\n",
+             "tags.csv": "userId,movieId,tag,timestamp\n5550001,10,funny,964982703\n"}
+    files[headerless] = files[headerless].split("\n", 1)[1]
+    for name, text in files.items():
+        write(tmp_path / "in" / name, text)
+    with pytest.raises(ValueError, match=rf"{headerless}.*first line is not the header") as err:
+        run(spark, tmp_path / "lh", tmp_path / "in")
+    assert "5550001" not in str(err.value) and "Heat" not in str(err.value)
     assert not (tmp_path / "lh" / "interactions").exists()  # nothing committed
 
 

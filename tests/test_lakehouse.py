@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from recsys.lakehouse import (
+    ABSENT,
     ConcurrentWriteError,
     SchemaMismatchError,
     TableExistsError,
@@ -24,6 +25,7 @@ from recsys.lakehouse import (
     UnsupportedTableError,
     delta_log,
     read_arrow,
+    spark_writer,
 )
 
 ALL_TYPES = T.StructType([
@@ -118,14 +120,35 @@ def test_replace_partition_is_idempotent(spark: SparkSession, store: TableStore)
             (0, day1), (1, day1), (2, day1), (10, day2), (11, day2), (12, day2), (13, day2)]
 
 
-def test_replace_partition_rejects_rows_of_other_partitions(spark: SparkSession, store: TableStore) -> None:
+@pytest.mark.parametrize("row_group_rows", [None, 10], ids=["spark-writer", "exact-row-groups"])
+def test_replace_partition_rejects_rows_of_other_partitions(spark: SparkSession, store: TableStore,
+                                                            row_group_rows: int | None) -> None:
     day1, day2 = dt.date(2024, 1, 1), dt.date(2024, 1, 2)
     store.write(spark.range(3).select("id", F.lit(day1).alias("run_date")), "runs", partition_by=["run_date"])
+    before = sorted(p.name for p in Path(store.uri("runs")).rglob("*"))
     stray = spark.range(2).select("id", F.lit(day1).alias("run_date"))
     with pytest.raises(Exception, match="every row must belong to the replaced partition"):
         store.write(stray, "runs", mode="replace_partitions", partition_by=["run_date"],
-                    replace_partitions={"run_date": day2})
+                    replace_partitions={"run_date": day2}, row_group_rows=row_group_rows)
     assert store.version("runs") == 0
+    assert sorted(p.name for p in Path(store.uri("runs")).rglob("*")) == before  # its files are removed
+
+
+def test_lakehouse_path_with_a_space_or_percent_sign(spark: SparkSession, store: TableStore,
+                                                     tmp_path: Path) -> None:
+    """A local lakehouse path is a path, not a URI: spaces stay as they are; "%" (which delta-rs would decode
+    as a URI escape) is refused up front."""
+    with pytest.raises(ValueError, match="contains '%'"):
+        TableStore(spark, dataclasses.replace(store.storage, lakehouse=str(tmp_path / "p%41q")))
+    folder = "with space"
+    local = TableStore(spark, dataclasses.replace(store.storage, lakehouse=str(tmp_path / folder)))
+    frame = spark.range(6, numPartitions=2).select("id", (F.col("id") % 2).cast("string").alias("p"))
+    local.write(frame, "t", partition_by=["p"])
+    local.write(frame, "t", mode="append", partition_by=["p"])
+    local.write(frame, "exact", row_group_rows=2)
+    assert local.read("t").count() == 12 and local.read("exact").count() == 6
+    assert read_arrow(local.snapshot("t")).num_rows == 12
+    assert (tmp_path / folder / "t" / "_delta_log").is_dir()
 
 
 def test_failed_write_leaves_previous_version(spark: SparkSession, store: TableStore) -> None:
@@ -214,6 +237,44 @@ def test_concurrent_commit_conflict_surfaces(spark: SparkSession, store: TableSt
                          [("p", "=", "1")], "loser")
     assert store.version("t") == 1
     assert store.read("t").count() == 4
+
+
+def test_write_from_a_stale_read_is_refused(spark: SparkSession, store: TableStore) -> None:
+    """A read-modify-write job passes the version it read: another job's commit since then refuses the write
+    before any file is written, whatever the mode (an overwrite would drop that commit's rows, an append
+    would have been judged against a table that changed)."""
+    assert store.current_version("t") == ABSENT
+    frame = spark.range(3, numPartitions=1)
+    store.write(frame, "t")
+    read = store.current_version("t")
+    store.write(frame, "t", mode="append")  # another job
+    for mode in ("overwrite", "append"):
+        with pytest.raises(ConcurrentWriteError, match="read version 0"):
+            store.write(frame, "t", mode=mode, read_version=read)
+    with pytest.raises(ConcurrentWriteError, match="version 1, but this job read version -1"):
+        store.write(frame, "t", mode="overwrite", read_version=ABSENT)  # it found no table
+    assert store.version("t") == 1 and store.read("t").count() == 6
+    assert store.write(frame, "t", mode="overwrite", read_version=1) == 2  # up to date: written
+
+
+@pytest.mark.parametrize("mode", ["append", "overwrite"])
+def test_commit_during_a_pinned_write_is_refused(spark: SparkSession, store: TableStore,
+                                                  monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    """Another job commits while the files of a pinned write are being written (injected: the race cannot be
+    timed in a test): the commit fails, even an append (it is not retried on top of the other commit)."""
+    frame = spark.range(3, numPartitions=1)
+    store.write(frame, "t")
+    real = spark_writer.write_files
+
+    def racing(*args: object, **kwargs: object) -> list[dict[str, object]]:
+        files = real(*args, **kwargs)  # type: ignore[arg-type]
+        write_deltalake(store.uri("t"), pa.table({"id": pa.array([99], pa.int64())}), mode="append")
+        return files
+
+    monkeypatch.setattr(spark_writer, "write_files", racing)
+    with pytest.raises(ConcurrentWriteError):
+        store.write(frame, "t", mode=mode, read_version=0)  # type: ignore[arg-type]
+    assert store.version("t") == 1 and store.read("t").count() == 4
 
 
 def test_table_is_readable_by_deltalake_and_pandas(spark: SparkSession, store: TableStore) -> None:

@@ -11,7 +11,7 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from recsys.config import AppConfig, ConfigError, load_config
-from recsys.lakehouse.store import nullable
+from recsys.lakehouse.write_checks import nullable
 from recsys.prepare import examples, split
 from recsys.prepare.settings import PrepareConfig, SplitConfig
 from recsys.prepare.split import ROLE_TEST, ROLE_VALIDATION

@@ -8,16 +8,14 @@ be done safely. The frames have the shapes of :mod:`recsys.etl.sources`.
 
 from __future__ import annotations
 
-import csv
 import fnmatch
 import functools
-from concurrent.futures import ThreadPoolExecutor
 
-from pyarrow import fs as pafs
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from recsys.etl.errors import InputError
 from recsys.etl.settings import EventsConfig
 from recsys.etl.sources import (
     CORRUPT,
@@ -25,6 +23,7 @@ from recsys.etl.sources import (
     WITHHELD,
     RawCatalog,
     RawInteractions,
+    csv_headers,
     file_col,
     join_path,
     list_names,
@@ -32,9 +31,8 @@ from recsys.etl.sources import (
     regex_literal,
     user_field_render,
     users_frame,
+    withhold_miscounted,
 )
-
-_HEADER_READERS = 16  # CSV first lines read at once by the driver
 
 
 def _matching(path: str, pattern: str) -> list[str]:
@@ -59,32 +57,19 @@ def _read_any(spark: SparkSession, paths: list[str], fmt: str, required: list[st
     raise ValueError(f"etl.events.format must be csv, json or parquet, not {fmt!r}")
 
 
-def csv_header(path: str) -> list[str]:
-    """The column names on the first line of a CSV file (decompressed by its extension); [] if empty."""
-    filesystem, inner = pafs.FileSystem.from_uri(path) if "://" in path else (pafs.LocalFileSystem(), path)
-    head = b""
-    with filesystem.open_input_stream(inner, compression="detect") as stream:
-        while b"\n" not in head and (chunk := stream.read(1 << 16)):  # the first line only
-            head += chunk
-    first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").lstrip("\ufeff")
-    return next(csv.reader([first]), []) if first.strip() else []
-
-
 def _csv_files(spark: SparkSession, paths: list[str], required: list[str]) -> DataFrame:
     """CSV files with a header line each, every file read by its own header (files may order their columns
     differently; Spark would map them all by the first file's positions).
 
     Raises:
-        ValueError: a file's first line does not name every ``required`` column (no header, or another
+        InputError: a file's first line does not name every ``required`` column (no header, or another
             table); the message names the file and the columns, never the line (it may be data).
     """
     by_header: dict[tuple[str, ...], list[str]] = {}
-    with ThreadPoolExecutor(max_workers=min(_HEADER_READERS, max(1, len(paths)))) as pool:
-        headers = list(pool.map(csv_header, paths))  # object stores: latency-bound, so in parallel
-    for path, names in zip(paths, headers, strict=True):
+    for path, names in zip(paths, csv_headers(paths), strict=True):
         header = tuple(c.strip() for c in names)
         if missing := [c for c in required if c not in header]:
-            raise ValueError(f"CSV file {path}: its first line does not name the column(s) {missing}; every "
+            raise InputError(f"CSV file {path}: its first line does not name the column(s) {missing}; every "
                              "CSV input file needs a header line (check the etl.events.*_col settings)")
         by_header.setdefault(header, []).append(path)
     frames = [_csv_paths(spark, group, list(header)) for header, group in by_header.items()]
@@ -112,7 +97,7 @@ def _missing_columns(names: list[str], frame_columns: list[str], what: str) -> N
     CSV file's first line is data, maybe user ids: it is never echoed)."""
     missing = [n for n in names if n and n not in frame_columns]
     if missing:
-        raise ValueError(f"{what} column(s) {missing} not found in the input's header or schema "
+        raise InputError(f"{what} column(s) {missing} not found in the input's header or schema "
                          f"({len(frame_columns)} columns); check the etl.events.*_col settings and that every "
                          "CSV file starts with a header line")
 
@@ -128,20 +113,22 @@ def _balanced_quotes(line: Column) -> Column:
 def read_events(spark: SparkSession, path: str, cfg: EventsConfig) -> RawInteractions:
     paths = _matching(path, cfg.interactions)
     if not paths:
-        raise FileNotFoundError(f"no event files matching {cfg.interactions!r} under {path}")
+        raise InputError(f"no event files matching {cfg.interactions!r} under {path}")
     required = [cfg.user_col, cfg.item_col, cfg.timestamp_col, cfg.event_type_col, cfg.value_col]
     frame = _read_any(spark, paths, cfg.format, required)
     data_cols = _data_columns(frame)
     _missing_columns(required, data_cols, "event")
     if cfg.format == "csv":
-        # A malformed line is split at its field boundaries, quoted commas kept, by its file's header (the
-        # user field's position); a line with unbalanced quotes cannot be split safely: its record is withheld.
+        # A malformed line is split at its field boundaries, quoted commas kept, and its user field found by
+        # its file's header. A line with unbalanced quotes cannot be split safely, and in a line with another
+        # number of fields than its header the user field may have moved: their records are withheld.
         corrupt = F.col(CORRUPT)
         user_pos = _header_position(cfg.user_col)
-        parts = F.when(corrupt.isNotNull(), F.when(_balanced_quotes(corrupt), F.split(corrupt, CSV_COMMA, -1))
-                       .otherwise(F.array(F.lit(WITHHELD)))).otherwise(
+        fields = F.split(corrupt, CSV_COMMA, -1)
+        parts = F.when(corrupt.isNotNull(), F.when(_balanced_quotes(corrupt), withhold_miscounted(
+            fields, F.size(F.col(HEADER)))).otherwise(F.array(F.lit(WITHHELD)))).otherwise(
             F.array(*[F.coalesce(F.col(c), F.lit("")) for c in data_cols]))
-        user = F.when(corrupt.isNotNull(), F.when(_balanced_quotes(corrupt), F.try_element_at(parts, user_pos + 1))
+        user = F.when(corrupt.isNotNull(), F.when(_balanced_quotes(corrupt), F.try_element_at(fields, user_pos + 1))
                       ).otherwise(F.col(cfg.user_col))
         render = user_field_render(",", data_cols.index(cfg.user_col))
     else:

@@ -33,6 +33,7 @@ from pyspark.sql import functions as F
 
 from recsys import schemas as S
 from recsys.etl.dedup import EVENT_KEY
+from recsys.etl.errors import InputError
 from recsys.etl.pipeline import GRAIN_FORMATS, event_period
 
 LOADED_BEFORE = "_loaded_before"  # internal marks, not quarantine reasons: another run loaded the event (a
@@ -40,15 +41,15 @@ KEPT = "_kept"  # duplicate); this run's previous attempt loaded it (accepted, n
 
 
 def require_grain(partition_values: Iterable[Mapping[str, str | None]], grain: str) -> None:
-    """Raise ValueError when the table's ``event_period`` partitions (a snapshot's partition values, no Spark
-    job) are of another time grain than ``grain``: appends would mix layouts, and the history scan, which
-    prunes by period, would miss earlier events."""
+    """Raise :class:`~recsys.etl.errors.InputError` when the table's ``event_period`` partitions (a
+    snapshot's partition values, no Spark job) are of another time grain than ``grain``: appends would mix
+    layouts, and the history scan, which prunes by period, would miss earlier events."""
     if grain not in GRAIN_FORMATS:
         raise ValueError(f"etl.time_grain must be one of {sorted(GRAIN_FORMATS)}, not {grain!r}")
     width = len(GRAIN_FORMATS[grain])  # yyyy, yyyy-MM, yyyy-MM-dd: the pattern is as long as its values
     other = {v for values in partition_values if (v := values.get(S.Col.EVENT_PERIOD)) and len(v) != width}
     if other:
-        raise ValueError(
+        raise InputError(
             f"interactions is partitioned by event_period values like {min(other)!r}, but etl.time_grain is "
             f"{grain!r}: an incremental run must use the table's grain (or re-run the whole history in full mode)")
 

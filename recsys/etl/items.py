@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 
 from recsys.etl import reasons as R
 from recsys.etl.rules import mark_duplicate_ids, normalize_id
+from recsys.etl.sources import WITHHELD
 
 TITLE_YEAR = r"^(.*?)\s*\((\d{4})\)\s*$"
 _FIELD = re.compile(r"\{(\w+)\}")
@@ -70,8 +71,11 @@ def top_tags(checked_tags: DataFrame, n: int) -> DataFrame:
 
 
 def tag_raw_record(pseudonym: Column) -> Column:
-    """A rejected tag row as a CSV line with the user id replaced by ``pseudonym`` (of the raw user field;
-    for an unparsable line, of its text before the first comma)."""
+    """A rejected tag row as a CSV line with the user id replaced by ``pseudonym`` (of the raw user field).
+
+    An unparsable line (another number of fields than the header's, or broken quoting) is withheld: its user
+    field need not be the text before its first comma (a shifted or extra column), so no part of it is known
+    to be free of a raw user id."""
     def quoted(c: Column) -> Column:
         text = F.coalesce(c, F.lit(""))
         needs = text.rlike('[",\n\r]')
@@ -81,16 +85,12 @@ def tag_raw_record(pseudonym: Column) -> Column:
     safe_user = F.coalesce(pseudonym, F.lit(""))
     parsed = F.concat_ws(",", safe_user, quoted(F.col("item_raw")), quoted(F.col("tag")),
                          quoted(F.col("timestamp_raw")))
-    rest = F.regexp_extract(F.col("corrupt_record"), r"^[^,]*(,.*)?$", 1)
-    corrupt = F.concat(safe_user, rest)
-    return F.when(F.col("corrupt_record").isNotNull(), corrupt).otherwise(parsed)
+    return F.when(F.col("corrupt_record").isNotNull(), F.lit(WITHHELD)).otherwise(parsed)
 
 
 def tag_user_field() -> Column:
-    """The raw user id of a tag row (for an unparsable line: its text before the first comma)."""
-    first = F.regexp_extract(F.col("corrupt_record"), r"^([^,]*)", 1)
-    return F.nullif(F.trim(F.when(F.col("corrupt_record").isNotNull(), first).otherwise(F.col("user_raw"))),
-                    F.lit(""))
+    """The raw user id of a parsed tag row (null for an unparsable line, whose record is withheld)."""
+    return F.nullif(F.trim(F.when(F.col("corrupt_record").isNull(), F.col("user_raw"))), F.lit(""))
 
 
 def _field_text(name: str) -> Column:

@@ -13,7 +13,9 @@ pseudonym (so raw user ids never reach the quarantine table).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import csv
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pyarrow import fs as pafs
@@ -22,12 +24,15 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from recsys.etl import reasons as R
+from recsys.etl.errors import InputError
 
 RAW_COLUMNS = ("source_file", "raw_parts", "parse_reason", "user_raw", "item_raw", "ts_raw", "event_raw",
                "value_raw")
 CORRUPT = "_corrupt_record"
 HEADER = "_header"  # CSV events inputs: the column names of the row's file, in its order
+_HEADER_READERS = 16  # CSV first lines read at once by the driver
 WITHHELD = "<record withheld: its fields cannot be told apart safely and one may be a user id>"
+_WITHHELD_PREFIX = "<record withheld"
 LATIN1 = "ISO-8859-1"
 ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
                  "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
@@ -91,17 +96,49 @@ def join_path(base: str, name: str) -> str:
     return f"{base.rstrip('/')}/{name}"
 
 
+def csv_header(path: str) -> list[str]:
+    """The column names on the first line of a CSV file (decompressed by its extension); [] if empty."""
+    filesystem, inner = pafs.FileSystem.from_uri(path) if "://" in path else (pafs.LocalFileSystem(), path)
+    head = b""
+    with filesystem.open_input_stream(inner, compression="detect") as stream:
+        while b"\n" not in head and (chunk := stream.read(1 << 16)):  # the first line only
+            head += chunk
+    first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").lstrip("\ufeff")
+    return next(csv.reader([first]), []) if first.strip() else []
+
+
+def csv_headers(paths: Sequence[str]) -> list[list[str]]:
+    """:func:`csv_header` of each file, read in parallel (on object stores it is latency-bound)."""
+    with ThreadPoolExecutor(max_workers=min(_HEADER_READERS, max(1, len(paths)))) as pool:
+        return list(pool.map(csv_header, paths))
+
+
+def require_header(frame: DataFrame, columns: Sequence[str]) -> None:
+    """Raise :class:`~recsys.etl.errors.InputError` unless every file ``frame`` reads starts with the header
+    line ``columns``.
+
+    Spark's CSV reader with ``header`` drops each file's first line whatever it holds (a headerless file
+    would lose its first row silently, and Spark would log that row's values, maybe user ids, as a
+    mismatched header). The message names the file and the expected columns, never the line.
+    """
+    files = sorted(frame.inputFiles())
+    for path, names in zip(files, csv_headers(files), strict=True):
+        if [c.strip() for c in names] != list(columns):
+            raise InputError(f"CSV file {path}: its first line is not the header {','.join(columns)}; every "
+                             "file of this table needs that header line")
+
+
 def detect_layout(path: str) -> Layout:
     """The MovieLens layout whose ratings file is present under ``path``.
 
     Raises:
-        FileNotFoundError: no known layout; the message lists what was found.
+        InputError: no known layout; the message lists what was found.
     """
     names = set(list_names(path))
     for layout in LAYOUTS:
         if layout.ratings in names:
             return layout
-    raise FileNotFoundError(
+    raise InputError(
         f"no MovieLens ratings file (ratings.csv, ratings.dat or u.data) under {path}; found {sorted(names)}")
 
 
@@ -123,25 +160,43 @@ def _text_lines(spark: SparkSession, path: str, encoding: str, header: str | Non
     return lines
 
 
+def withhold_miscounted(parts: Column, expected: Column | int) -> Column:
+    """``parts`` (a record's fields), or for a record with another number of fields than ``expected`` (its
+    layout's or its file header's) one part saying so: the user field's position is then unknown (a shifted or
+    extra column), so no field can be pseudonymized safely and the record is withheld from quarantine."""
+    expected_col = expected if isinstance(expected, Column) else F.lit(expected)
+    message = F.concat(F.lit(f"{_WITHHELD_PREFIX}: "), F.size(parts).cast("string"), F.lit(" fields where "),
+                       expected_col.cast("string"),
+                       F.lit(" were expected, so the user field cannot be told apart and one may be a user id>"))
+    return F.when(F.size(parts) != expected_col, F.array(message)).otherwise(parts)
+
+
+def is_withheld(parts: Column) -> Column:
+    """Whether ``parts`` is a withheld record (:data:`WITHHELD`, :func:`withhold_miscounted`)."""
+    return (F.size(parts) == 1) & parts[0].startswith(_WITHHELD_PREFIX)
+
+
 def _delimited_render(separator: str, user_position: int) -> Callable[[Column], Column]:
     def render(pseudonym: Column) -> Column:
         replaced = F.transform(
             F.col("raw_parts"),
             lambda x, i: F.when(i == F.lit(user_position), F.coalesce(pseudonym, F.lit(""))).otherwise(x))
-        return F.array_join(replaced, separator)
+        return F.when(is_withheld(F.col("raw_parts")), F.col("raw_parts")[0]).otherwise(
+            F.array_join(replaced, separator))
     return render
 
 
 def user_field_render(separator: str, user_position: int) -> Callable[[Column], Column]:
-    """Like :func:`_delimited_render`, and every field equal to the row's ``user_raw`` is replaced too (a
-    malformed line's user field need not be at the header's position)."""
+    """Like :func:`_delimited_render`, and every field equal to the row's ``user_raw`` is replaced too (the
+    user field of a malformed line with the right number of fields is found by its own file's header, which
+    may order the columns differently from ``user_position``'s)."""
     def render(pseudonym: Column) -> Column:
         user = F.col("user_raw")
         replaced = F.transform(
             F.col("raw_parts"),
             lambda x, i: F.when((i == F.lit(user_position)) | (user.isNotNull() & (user != "") & (F.trim(x) == user)),
                                 F.coalesce(pseudonym, F.lit(""))).otherwise(x))
-        return F.when(F.col("raw_parts")[0] == F.lit(WITHHELD), F.lit(WITHHELD)).otherwise(
+        return F.when(is_withheld(F.col("raw_parts")), F.col("raw_parts")[0]).otherwise(
             F.array_join(replaced, separator))
     return render
 
@@ -153,7 +208,8 @@ def _split_interactions(lines: DataFrame, separator: str, n_fields: int) -> Data
     reason = (F.when(~F.col("decodable"), F.lit(R.UNDECODABLE))
               .when(F.size("raw_parts") != n_fields, F.lit(R.FIELD_COUNT)))
     return frame.select(
-        "source_file", "raw_parts", reason.alias("parse_reason"),
+        "source_file", withhold_miscounted(F.col("raw_parts"), n_fields).alias("raw_parts"),
+        reason.alias("parse_reason"),
         F.trim(F.try_element_at("raw_parts", F.lit(1))).alias("user_raw"),
         F.trim(F.try_element_at("raw_parts", F.lit(2))).alias("item_raw"),
         F.trim(F.try_element_at("raw_parts", F.lit(4))).alias("ts_raw"),
@@ -203,6 +259,8 @@ def read_movielens_catalog(spark: SparkSession, path: str, layout: Layout) -> Ra
         sep = "," if latest else "::"
         raw = _csv(spark, movies, ["movieId", *cols[1:]] if latest else cols, sep, layout.encoding,
                    header=latest, quoted=latest).withColumnRenamed("movieId", "item_raw")
+        if latest:
+            require_header(raw, ["movieId", "title", "genres"])
         genres = F.filter(F.split(F.coalesce(F.col("genres"), F.lit("")), r"\|"),
                           lambda g: (g != "") & (g != "(no genres listed)"))
         year = F.lit("")
@@ -215,8 +273,9 @@ def read_movielens_catalog(spark: SparkSession, path: str, layout: Layout) -> Ra
         parse_reason(cols).alias("parse_reason"))
     tags = None
     if layout.tags and layout.tags in set(list_names(path)):
-        tag_raw = _csv(spark, join_path(path, layout.tags), ["userId", "movieId", "tag", "timestamp"], ",",
-                       "UTF-8", header=True, quoted=True)
+        tag_columns = ["userId", "movieId", "tag", "timestamp"]
+        tag_raw = _csv(spark, join_path(path, layout.tags), tag_columns, ",", "UTF-8", header=True, quoted=True)
+        require_header(tag_raw, tag_columns)
         tags = tag_raw.select(
             F.col("movieId").alias("item_raw"), "tag", F.col("userId").alias("user_raw"),
             F.col("timestamp").alias("timestamp_raw"), "source_file", F.col(CORRUPT).alias("corrupt_record"),

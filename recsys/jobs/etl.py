@@ -13,23 +13,25 @@ so there are as few as the rules allow: the per-user summary, the interactions w
 reject something the bot rule, the k-core rule and the quarantine of failing rows. Only when a bot or k-core
 rule rejects events is the input read a second time, for their raw records. An incremental run marks the
 events earlier runs loaded (:mod:`recsys.etl.history`) in one more pass, before the rules count events.
+
+Runs must not overlap: the versions of the tables the job rewrites are pinned when it starts, it reads those,
+and a write is refused (``ConcurrentWriteError``) if another job committed to its table since. A full run that
+would replace a non-empty ``interactions`` with nothing (every row rejected) is refused before any write.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from pyarrow import fs as pafs
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Observation
 from pyspark.sql import functions as F
@@ -42,45 +44,17 @@ from recsys.etl import pipeline as P
 from recsys.etl import reasons as R
 from recsys.etl.activity import LATE_REASONS, bot_candidates, bot_users
 from recsys.etl.dedup import EVENT_KEY, recover_raw
+from recsys.etl.errors import InputError
 from recsys.etl.indexing import extend_index
 from recsys.etl.pseudonymize import load_key
+from recsys.etl.run_spec import RunSpec, file_sizes, make_run_id
 from recsys.etl.settings import EtlConfig
 from recsys.jobs.common import parse_job_args
-from recsys.lakehouse import TableStore
+from recsys.lakehouse import ABSENT, TableStore
 from recsys.spark_session import session_conf
 
 log = logging.getLogger("recsys.etl")
 Schema = S.Tables
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    source: str
-    input_path: str
-    run_date: dt.date
-    mode: str
-    run_id: str = ""  # "" = derived by run_etl from the files it reads (see make_run_id)
-
-
-def _file_sizes(uris: Sequence[str]) -> list[tuple[str, int]]:
-    """(uri, size) of each file (one metadata call per file system, no Spark job)."""
-    if not uris:
-        return []
-    filesystem, _ = pafs.FileSystem.from_uri(uris[0])  # one input folder: one filesystem
-    infos = filesystem.get_file_info([pafs.FileSystem.from_uri(u)[1] for u in uris])
-    return [(u, int(i.size or 0)) for u, i in zip(uris, infos, strict=True)]
-
-
-def make_run_id(source: str, mode: str, run_date: dt.date, input_path: str,
-                input_files: Sequence[tuple[str, int]] = ()) -> str:
-    """Deterministic: the same source, mode, date, input path and input files (``(uri, size)`` of every file the
-    run reads; modification times left out, so a copy of the same files is the same input) give the same run
-    id, so a re-run replaces what it wrote, while another batch of files in the same folder on the same date is
-    another run. Files under the folder that the run does not read play no part."""
-    digest = hashlib.sha1(input_path.encode("utf-8"))
-    for uri, size in sorted(input_files):
-        digest.update(f"\n{uri}\t{size}".encode())
-    return f"{source}-{mode}-{run_date.isoformat()}-{digest.hexdigest()[:10]}"
 
 
 def _normalize_path(path: str) -> str:
@@ -98,13 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_if_exists(store: TableStore, name: str) -> DataFrame | None:
-    return store.read(name) if store.exists(name) else None
+# Every table the job rewrites: their versions are pinned when the run starts, the run reads those versions,
+# and each write is refused if another job committed to its table since (overlapping runs would otherwise
+# overwrite each other's rows, or append events judged against a history that changed).
+OUTPUT_TABLES = (Schema.INTERACTIONS, Schema.ITEMS, Schema.USERS, Schema.USER_INDEX, Schema.ITEM_INDEX,
+                 Schema.QUARANTINE, Schema.ETL_RUNS)
+
+
+def _read_pinned(store: TableStore, name: str, pinned: dict[str, int]) -> DataFrame | None:
+    return None if pinned[name] == ABSENT else store.read(name, pinned[name])
 
 
 def _input_bytes(frame: DataFrame) -> int:
     """Total size of the files ``frame`` reads (file listing only, no Spark job)."""
-    return sum(size for _, size in _file_sizes(frame.inputFiles()))
+    return sum(size for _, size in file_sizes(frame.inputFiles()))
 
 
 def _materialize(frame: DataFrame) -> DataFrame:
@@ -131,10 +112,10 @@ def _materialize_on_disk(frame: DataFrame, settings: dict[str, str] | None = Non
     return frame
 
 
-def _count(store: TableStore, name: str) -> int:
-    """Rows of a table: from its log statistics when complete, else counted by Spark."""
-    known = store.snapshot(name).num_records
-    return int(known) if known is not None else store.read(name).count()
+def _count(store: TableStore, name: str, version: int) -> int:
+    """Rows of a table version: from its log statistics when complete, else counted by Spark."""
+    known = store.snapshot(name, version).num_records
+    return int(known) if known is not None else store.read(name, version).count()
 
 
 def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
@@ -158,12 +139,14 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
         frames = [raw.frame, users_raw, *((catalog.items, catalog.tags) if catalog is not None else ())]
         read_files = sorted({uri for frame in frames if frame is not None for uri in frame.inputFiles()})
         spec = replace(spec, run_id=make_run_id(spec.source, spec.mode, spec.run_date, spec.input_path,
-                                                _file_sizes(read_files)))
-    incremental = spec.mode == "incremental" and store.exists(Schema.INTERACTIONS)
+                                                file_sizes(read_files)))
+    pinned = {name: store.current_version(name) for name in OUTPUT_TABLES}
+    incremental = spec.mode == "incremental" and pinned[Schema.INTERACTIONS] != ABSENT
     if incremental:  # before any work: the table's partitions (its log) must be of this grain
-        H.require_grain(store.snapshot(Schema.INTERACTIONS).partition_values, cfg.time_grain)
+        H.require_grain(store.snapshot(Schema.INTERACTIONS, pinned[Schema.INTERACTIONS]).partition_values,
+                        cfg.time_grain)
     id_pattern = raw.id_pattern
-    existing_items = _read_if_exists(store, Schema.ITEMS)
+    existing_items = _read_pinned(store, Schema.ITEMS, pinned)
 
     good_catalog: DataFrame | None = None
     catalog_rejects: DataFrame | None = None
@@ -206,7 +189,7 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     cached.append(batch_users)
     small_users = passing_users <= cfg.broadcast_user_map_max_users
     k_core = cfg.kcore.min_user_interactions > 1 or cfg.kcore.min_item_interactions > 1
-    table = store.read(Schema.INTERACTIONS) if incremental else None
+    table = _read_pinned(store, Schema.INTERACTIONS, pinned) if incremental else None
     recent: DataFrame | None = None  # the table's rows on the batch's days (incremental runs)
     prior_days: DataFrame | None = None
     prior_counts: tuple[DataFrame, DataFrame] | None = None
@@ -251,29 +234,42 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     by_reason = {r: (distinct[r] if r is None or r in LATE_REASONS else n) for r, n in copies.items()
                  if r != H.LOADED_BEFORE}
 
+    interactions_v = pinned[Schema.INTERACTIONS]
+    if (spec.mode == "full" and not by_reason.get(None) and interactions_v != ABSENT
+            and _count(store, Schema.INTERACTIONS, interactions_v)):
+        rejected_by = {r: n for r, n in sorted(by_reason.items(), key=lambda kv: str(kv[0])) if r is not None}
+        raise InputError(
+            f"full run {spec.run_id} accepted none of its {input_rows} input rows (rejected: {rejected_by}), and "
+            "would replace the non-empty tables under the lakehouse with empty ones: nothing was written. Check "
+            "the input and the etl settings (a dry run into another --lakehouse writes the quarantine rows), or "
+            "remove the tables to start over.")
+
     # Dimensions: pseudonyms and indexes.
     accepted_users = int(stats[None]["users"]) if None in stats else 0
     pseudonyms = batch_users if accepted_users == passing_users else batch_users.join(  # users a rule rejected
         P.accepted(summary).select("user_raw"), "user_raw", "left_semi")                 # get no index
-    user_index = extend_index(pseudonyms, _read_if_exists(store, Schema.USER_INDEX), S.Col.USER_ID,
+    user_index = extend_index(pseudonyms, _read_pinned(store, Schema.USER_INDEX, pinned), S.Col.USER_ID,
                               S.Col.USER_IDX, spec.run_id, cfg.index_buckets)
-    store.write(P.conform(user_index, S.USER_INDEX), Schema.USER_INDEX, mode="overwrite")
+    written_at = {Schema.USER_INDEX: store.write(P.conform(user_index, S.USER_INDEX), Schema.USER_INDEX,
+                                                 mode="overwrite", read_version=pinned[Schema.USER_INDEX])}
     item_ids = good_catalog.select(F.col("item_raw").alias(S.Col.ITEM_ID)) if good_catalog is not None else None
     if item_ids is None or cfg.missing_item_policy != "quarantine":
         # Accepted items may be missing from this catalog: index them too (a pass over the events). Otherwise
         # they are all in it, or (incremental) in the index already.
         accepted_items = P.accepted(classified).select(F.col("item_raw").alias(S.Col.ITEM_ID))
         item_ids = accepted_items if item_ids is None else item_ids.unionByName(accepted_items)
-    item_index = extend_index(item_ids, _read_if_exists(store, Schema.ITEM_INDEX), S.Col.ITEM_ID,
+    item_index = extend_index(item_ids, _read_pinned(store, Schema.ITEM_INDEX, pinned), S.Col.ITEM_ID,
                               S.Col.ITEM_IDX, spec.run_id, cfg.index_buckets)
-    store.write(P.conform(item_index, S.ITEM_INDEX), Schema.ITEM_INDEX, mode="overwrite")
-    items = P.build_items(good_catalog, store.read(Schema.ITEM_INDEX), existing_items, cfg.text_template)
-    store.write(items, Schema.ITEMS, mode="overwrite")
+    written_at[Schema.ITEM_INDEX] = store.write(P.conform(item_index, S.ITEM_INDEX), Schema.ITEM_INDEX,
+                                                mode="overwrite", read_version=pinned[Schema.ITEM_INDEX])
+    item_index = store.read(Schema.ITEM_INDEX, written_at[Schema.ITEM_INDEX])
+    items = P.build_items(good_catalog, item_index, existing_items, cfg.text_template)
+    store.write(items, Schema.ITEMS, mode="overwrite", read_version=pinned[Schema.ITEMS])
 
     # Facts: one period's rows go to few tasks (few files per period).
-    users_map = P.user_map(pseudonyms, store.read(Schema.USER_INDEX)).persist(StorageLevel.MEMORY_AND_DISK)
+    users_map = P.user_map(pseudonyms, store.read(Schema.USER_INDEX, written_at[Schema.USER_INDEX])).persist(
+        StorageLevel.MEMORY_AND_DISK)
     rows = P.fact_rows(classified)
-    item_index = store.read(Schema.ITEM_INDEX)
     grain = cfg.time_grain
     ok = stats.get(None)
     periods = P.period_count(ok["first_ts"], ok["last_ts"], grain) if ok is not None else 1
@@ -287,16 +283,19 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
         interactions = P.interaction_rows(P.with_users(rows, users_map, broadcast=False), item_index, types,
                                           spec.run_id, spec.source, grain)
         fresh = interactions.join(mine, keys, "left_anti")
-        store.write(P.write_layout(fresh, tasks, salt, grain), Schema.INTERACTIONS, mode="append", partition_by=parts,
-                    no_dictionary=plain)
+        written_at[Schema.INTERACTIONS] = store.write(
+            P.write_layout(fresh, tasks, salt, grain), Schema.INTERACTIONS, mode="append", partition_by=parts,
+            no_dictionary=plain, read_version=pinned[Schema.INTERACTIONS])
     else:
         if small_users:  # the user map has one row per accepted user
             laid_out = P.with_users(P.write_layout(rows, tasks, salt, grain, user="user_raw"), users_map,
                                     broadcast=True)
         else:
             laid_out = P.write_layout(P.with_users(rows, users_map, broadcast=False), tasks, salt, grain)
-        store.write(P.interaction_rows(laid_out, item_index, types, spec.run_id, spec.source, grain),
-                    Schema.INTERACTIONS, mode="overwrite", partition_by=parts, no_dictionary=plain)
+        written_at[Schema.INTERACTIONS] = store.write(
+            P.interaction_rows(laid_out, item_index, types, spec.run_id, spec.source, grain), Schema.INTERACTIONS,
+            mode="overwrite", partition_by=parts, no_dictionary=plain, read_version=pinned[Schema.INTERACTIONS])
+    interactions_now = store.read(Schema.INTERACTIONS, written_at[Schema.INTERACTIONS])
 
     # Quarantine (this run's rows replace themselves; other runs of the same date are kept).
     late = classified.where(F.col("reason").isin(*LATE_REASONS)).select(*EVENT_KEY, "tie", "reason")
@@ -306,7 +305,7 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     rejected = P.interaction_quarantine(classified, row_rejects, recovered, raw, key, spec.run_id, spec.run_date)
     # Users: from all interactions (a full run replaced the table with this run's accepted rows, so their
     # per-user aggregate from the summary, no shuffle of the rows, is the same).
-    user_stats = (P.interaction_stats(store.read(Schema.INTERACTIONS)) if incremental
+    user_stats = (P.interaction_stats(interactions_now) if incremental
                   else P.user_stats(summary, users_map)).persist(StorageLevel.MEMORY_AND_DISK)
     cached.append(user_stats)
     attributes: DataFrame | None = None
@@ -319,26 +318,28 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
             P.users_without_events(user_rows, user_stats, spec.run_id, spec.run_date))
     if catalog_rejects is not None:
         rejected = rejected.unionByName(catalog_rejects)
-    if store.exists(Schema.QUARANTINE):
-        others = store.read(Schema.QUARANTINE).where(
+    if (old_quarantine := _read_pinned(store, Schema.QUARANTINE, pinned)) is not None:
+        others = old_quarantine.where(
             (F.col(S.Col.RUN_DATE) == F.lit(spec.run_date)) & (F.col(S.Col.RUN_ID) != spec.run_id))
         rejected = others.unionByName(rejected)
-    store.write(rejected, Schema.QUARANTINE, mode="replace_partitions", partition_by=[S.Col.RUN_DATE],
-                replace_partitions={S.Col.RUN_DATE: spec.run_date})
+    written_at[Schema.QUARANTINE] = store.write(
+        rejected, Schema.QUARANTINE, mode="replace_partitions", partition_by=[S.Col.RUN_DATE],
+        replace_partitions={S.Col.RUN_DATE: spec.run_date}, read_version=pinned[Schema.QUARANTINE])
 
     # Attributes from this batch's user table, else kept from before.
-    old_users = _read_if_exists(store, Schema.USERS)
+    old_users = _read_pinned(store, Schema.USERS, pinned)
     if old_users is not None:
         kept = old_users.where(F.col("attributes").isNotNull()).select(S.Col.USER_ID, "attributes")
         attributes = kept if attributes is None else attributes.unionByName(
             kept.join(attributes.select(S.Col.USER_ID), S.Col.USER_ID, "left_anti"))
-    store.write(P.build_users(user_stats, attributes), Schema.USERS, mode="overwrite")
+    store.write(P.build_users(user_stats, attributes), Schema.USERS, mode="overwrite",
+                read_version=pinned[Schema.USERS])
 
     # Reconciliation: input rows as read, accepted and quarantined rows as the tables hold them (Delta log
     # statistics where the table holds only this run's rows), duplicates from the collapse.
-    written = _count(store, Schema.INTERACTIONS) if not incremental else store.read(Schema.INTERACTIONS).where(
-        F.col(S.Col.RUN_ID) == spec.run_id).count()
-    q_written = store.read(Schema.QUARANTINE).where(
+    written = (_count(store, Schema.INTERACTIONS, written_at[Schema.INTERACTIONS]) if not incremental
+               else interactions_now.where(F.col(S.Col.RUN_ID) == spec.run_id).count())
+    q_written = store.read(Schema.QUARANTINE, written_at[Schema.QUARANTINE]).where(
         (F.col(S.Col.RUN_ID) == spec.run_id) & (F.col("entity") == R.ENTITY_INTERACTIONS)).count()
     accepted_events = by_reason.get(None, 0)
     q_counts = {k: v for k, v in by_reason.items() if k is not None}
@@ -357,7 +358,8 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
         "input_paths": [spec.input_path], "input_rows": read_rows, "accepted": written,
         "quarantined": q_written, "duplicates_removed": duplicates,
         "quarantine_by_reason": dict(sorted(q_counts.items())),
-        "users": _count(store, Schema.USER_INDEX), "items": _count(store, Schema.ITEM_INDEX),
+        "users": _count(store, Schema.USER_INDEX, written_at[Schema.USER_INDEX]),
+        "items": _count(store, Schema.ITEM_INDEX, written_at[Schema.ITEM_INDEX]),
         "invariant_ok": invariant_ok, "started_at": started, "duration_s": 0.0,
     }
     for frame in (*cached, users_map):
@@ -365,9 +367,9 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     row["duration_s"] = round(time.monotonic() - t0, 3)
     new_row = spark.createDataFrame([tuple(row[f.name] for f in S.ETL_RUNS.fields)], S.ETL_RUNS)
     runs = new_row
-    if store.exists(Schema.ETL_RUNS):
-        runs = store.read(Schema.ETL_RUNS).where(F.col(S.Col.RUN_ID) != spec.run_id).unionByName(new_row)
-    store.write(runs.coalesce(1), Schema.ETL_RUNS, mode="overwrite")
+    if (old_runs := _read_pinned(store, Schema.ETL_RUNS, pinned)) is not None:
+        runs = old_runs.where(F.col(S.Col.RUN_ID) != spec.run_id).unionByName(new_row)
+    store.write(runs.coalesce(1), Schema.ETL_RUNS, mode="overwrite", read_version=pinned[Schema.ETL_RUNS])
     if not invariant_ok:
         log.error("reconciliation failed (%s): input %d, accepted %d, quarantined %d, duplicates %d",
                   "; ".join(name for name, ok in checks.items() if not ok), read_rows, written, q_written,

@@ -56,8 +56,9 @@ def write_metrics(store: TableStore, rows: pd.DataFrame, run_id: str) -> int:
     frame = store.spark.createDataFrame(records, METRICS)
     if not store.exists(Tables.METRICS):
         return store.write(frame, Tables.METRICS)
-    kept = store.read(Tables.METRICS).where(F.col(Col.RUN_ID) != run_id)
-    return store.write(kept.unionByName(frame), Tables.METRICS, mode="overwrite")
+    read = store.current_version(Tables.METRICS)  # another evaluation's rows committed since: refused, not lost
+    kept = store.read(Tables.METRICS, read).where(F.col(Col.RUN_ID) != run_id)
+    return store.write(kept.unionByName(frame), Tables.METRICS, mode="overwrite", read_version=read)
 
 
 def require_held_out(store: TableStore) -> None:
@@ -100,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         validation_truth=_optional(store, Tables.VALIDATION_TRUTH),
         user_histories=_optional(store, Tables.USER_HISTORIES), item_tokens=_optional(store, Tables.ITEM_TOKENS),
         item_embeddings=items, user_embeddings=users, model_version=version,
+        split_cutoffs=ctx.config.prepare.split.cutoffs(),
     )
     result = run_evaluation(ctx.spark, inputs, cfg, ctx.config.score)
     table_version = write_metrics(store, result.metrics, run_id)

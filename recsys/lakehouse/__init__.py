@@ -9,9 +9,10 @@ from recsys.lakehouse.errors import (
     TableNotFoundError,
     UnsupportedTableError,
 )
-from recsys.lakehouse.store import WRITE_MODES, TableStore, WriteMode
+from recsys.lakehouse.store import ABSENT, WRITE_MODES, TableStore, WriteMode
 
 __all__ = [
+    "ABSENT",
     "WRITE_MODES",
     "ConcurrentWriteError",
     "SchemaMismatchError",

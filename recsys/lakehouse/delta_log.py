@@ -162,11 +162,14 @@ def commit(
     partition_filters: Sequence[tuple[str, str, Any]] | None,
     operation_note: str,
     storage_options: Mapping[str, str] | None = None,
+    retry_append: bool = True,
 ) -> int:
     """Commit ``files`` (written by executors) as one transaction; return the new version.
 
     ``read_table`` is the table as loaded when the write began (``None`` if it did not exist): a commit that
-    conflicts with what others committed since then fails with :class:`ConcurrentWriteError`.
+    conflicts with what others committed since then fails with :class:`ConcurrentWriteError`. An append
+    (blind: it read nothing of the table) is retried on top of others' commits unless ``retry_append`` is
+    False (the rows were derived from ``read_table``'s version).
     """
     delta_schema = DeltaSchema.from_json(schema.json())
     adds = [
@@ -178,7 +181,7 @@ def commit(
     ]
     # A blind append may be retried on top of whatever others committed meanwhile (write-serializable);
     # an overwrite or partition replace decided what to remove from the version it read, so it must not.
-    retries = None if mode == "append" else 0
+    retries = None if mode == "append" and retry_append else 0
     write_id = uuid.uuid4().hex
     props = CommitProperties(custom_metadata={"recsys.operation": operation_note, _WRITE_ID: write_id},
                              max_commit_retries=retries)

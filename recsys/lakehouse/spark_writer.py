@@ -74,8 +74,8 @@ def write_files(spark: SparkSession, df: DataFrame, spec: SparkWriteSpec) -> lis
         writer = writer.option(f"parquet.enable.dictionary#{column}", "false")
     if spec.partition_columns:
         writer = writer.partitionBy(*spec.partition_columns)
-    filesystem, base = pafs.FileSystem.from_uri(spec.table_uri if "://" in spec.table_uri
-                                                else f"file://{spec.table_uri}")
+    # an absolute local path as it is: made a file:// URI, its spaces or "%" would be parsed as URI syntax
+    filesystem, base = pafs.FileSystem.from_uri(spec.table_uri)
     try:
         # Delta readers expect int64 microsecond timestamps, not Spark's legacy INT96 default
         settings = {"spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}
@@ -105,6 +105,12 @@ def write_files(spark: SparkSession, df: DataFrame, spec: SparkWriteSpec) -> lis
 def _remove_dir(filesystem: pafs.FileSystem, path: str) -> None:
     if filesystem.get_file_info(path).type == pafs.FileType.Directory:
         filesystem.delete_dir(path)
+
+
+def remove_write_dir(table_uri: str, rel_dir: str) -> None:
+    """Delete an uncommitted write's directory (``w-<id>/`` under the table), if it was created."""
+    filesystem, base = pafs.FileSystem.from_uri(table_uri)
+    _remove_dir(filesystem, f"{base.rstrip('/')}/{rel_dir}")
 
 
 def _partition_values(rel_path: str, partition_columns: Sequence[str]) -> dict[str, str | None]:

@@ -27,10 +27,12 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
+from recsys.config.loader import ConfigError
 from recsys.config.sections import StorageConfig
 from recsys.lakehouse import delta_log, spark_writer
 from recsys.lakehouse.delta_log import Snapshot
 from recsys.lakehouse.errors import (
+    ConcurrentWriteError,
     SchemaMismatchError,
     TableExistsError,
     TableNotFoundError,
@@ -42,64 +44,20 @@ from recsys.lakehouse.file_writer import (
     WriteSpec,
     make_partition_writer,
     render_partition_value,
+    write_dir,
 )
 from recsys.lakehouse.partition_paths import discovered_as_logged, spark_path
+from recsys.lakehouse.write_checks import check_replaceable, describe_schema_difference, nullable
 from recsys.spark_session import delta_spark_available
 
 log = logging.getLogger(__name__)
 
+ABSENT = -1  # the read version of a table that did not exist when the job looked (see TableStore.write)
 WriteMode = Literal["error", "append", "overwrite", "replace_partitions"]
 WRITE_MODES: tuple[str, ...] = ("error", "append", "overwrite", "replace_partitions")
 
 
-def nullable(schema: T.DataType) -> Any:
-    """``schema`` with every field, array element and map value nullable (how tables store it)."""
-    if isinstance(schema, T.StructType):
-        return T.StructType([T.StructField(f.name, nullable(f.dataType), True) for f in schema.fields])
-    if isinstance(schema, T.ArrayType):
-        return T.ArrayType(nullable(schema.elementType), True)
-    if isinstance(schema, T.MapType):
-        return T.MapType(nullable(schema.keyType), nullable(schema.valueType), True)
-    return schema
-
-
-def describe_schema_difference(expected: T.StructType, actual: T.StructType) -> str:
-    exp = {f.name: f.dataType.simpleString() for f in expected.fields}
-    act = {f.name: f.dataType.simpleString() for f in actual.fields}
-    parts = []
-    if missing := [c for c in exp if c not in act]:
-        parts.append(f"missing columns {missing}")
-    if extra := [c for c in act if c not in exp]:
-        parts.append(f"unexpected columns {extra}")
-    if changed := [f"{c}: table {exp[c]} vs write {act[c]}" for c in exp if c in act and exp[c] != act[c]]:
-        parts.append("type changes " + "; ".join(changed))
-    return ", ".join(parts) or "column order differs"
-
-
 MIN_SAFE_RETENTION_HOURS = 1  # vacuum: files younger than this may belong to a write still running
-
-# Partition column types whose values have one spelling in the log, in Spark's directories and in a filter:
-# only these can be replaced by value. (A timestamp is written "...00:00" by one writer and "...00:00.000000"
-# by another; a double "1e+20" or "1.0E20".)
-_REPLACEABLE_TYPES = (T.StringType, T.DateType, T.ByteType, T.ShortType, T.IntegerType, T.LongType,
-                      T.BooleanType)
-
-
-def _check_replaceable(replace_partitions: Mapping[str, Any], schema: T.StructType) -> None:
-    """Refuse, before anything is written, a partition replace this layer cannot do exactly."""
-    for column, value in replace_partitions.items():
-        data_type = schema[column].dataType
-        if not isinstance(data_type, _REPLACEABLE_TYPES):
-            raise ValueError(
-                f"replace_partitions on {column!r} ({data_type.simpleString()}): only string, date, integer and "
-                "boolean partition columns can be replaced by value; partition by a date or string column instead"
-            )
-        if value is None or value == "":
-            raise ValueError(
-                f"replace_partitions cannot replace the null partition of {column!r} (an empty string is null "
-                "too): give a value, or rewrite the table with mode='overwrite'"
-            )
-
 
 class TableStore:
     """Named Delta tables under one lakehouse root."""
@@ -109,6 +67,9 @@ class TableStore:
         self.storage = storage
         root = storage.lakehouse
         self.root = root.rstrip("/") if "://" in root else os.path.abspath(root)
+        if "://" not in root and "%" in self.root:
+            raise ConfigError(f"storage.lakehouse {self.root!r} contains '%', which delta-rs reads as a URI escape "
+                             "(it would look for the tables elsewhere): choose a path without '%'")
         if storage.backend == "auto":
             self.backend = "delta-spark" if delta_spark_available(spark) else "delta-rs"
         elif storage.backend in ("delta-spark", "delta-rs"):
@@ -145,6 +106,11 @@ class TableStore:
 
     def version(self, name: str) -> int:
         return delta_log.open_table(self.uri(name), storage_options=self.storage.storage_options).version()
+
+    def current_version(self, name: str) -> int:
+        """The table's latest version, :data:`ABSENT` if there is no table: what a job pins before it reads
+        tables it later rewrites (``write(read_version=...)``)."""
+        return self.version(name) if self.exists(name) else ABSENT
 
     def schema(self, name: str) -> T.StructType:
         return delta_log.spark_schema(delta_log.open_table(self.uri(name),
@@ -227,6 +193,7 @@ class TableStore:
         replace_partitions: Mapping[str, Any] | None = None,
         row_group_rows: int | None = None,
         no_dictionary: Sequence[str] = (),
+        read_version: int | None = None,
     ) -> int:
         """Write ``df`` as table ``name`` and return the committed version.
 
@@ -242,6 +209,10 @@ class TableStore:
             no_dictionary: columns written without Parquet dictionary encoding (about one value per row:
                 the attempt only costs time). Applied by Spark's writer (the default path); the other writers
                 keep their defaults.
+            read_version: the version of this table that ``df`` was derived from (:data:`ABSENT`: the job found
+                no table), for read-modify-write jobs. If another writer committed since, the write is refused
+                before any file is written; with the delta-rs backend the commit also fails if one commits
+                during the write (an append then is not retried on top of it).
 
         Raises:
             TableExistsError, SchemaMismatchError, ConcurrentWriteError.
@@ -255,21 +226,28 @@ class TableStore:
         if replace_partitions is not None and sorted(replace_partitions) != sorted(partition_by):
             raise ValueError(f"replace_partitions must give a value for each of {partition_by}")
         read_table = None
-        if delta_log.is_table(uri, self.storage.storage_options):
+        exists = delta_log.is_table(uri, self.storage.storage_options)
+        if read_version is not None and (now := self.current_version(name)) != read_version:
+            raise ConcurrentWriteError(
+                f"table {name!r} is at version {now}, but this job read version {read_version} "
+                f"({ABSENT} = no table): another job committed to it meanwhile. Nothing was written; re-run "
+                "this job (jobs that write the same tables must not overlap)")
+        if exists:
             if mode == "error":
                 raise TableExistsError(
                     f"table {name!r} already exists at {uri}; pass mode='overwrite', 'append' or "
                     "'replace_partitions' to change it"
                 )
-            read_table = delta_log.open_table(uri, storage_options=self.storage.storage_options)
+            pinned = read_version if read_version not in (None, ABSENT) else None
+            read_table = delta_log.open_table(uri, pinned, storage_options=self.storage.storage_options)
             df = self._conform(df, name, read_table, partition_by)
         schema = nullable(df.schema)
         if replace_partitions is not None:
-            _check_replaceable(replace_partitions, schema)
+            check_replaceable(replace_partitions, schema)
         if self.backend == "delta-spark":
             return self._write_native(df, uri, mode, partition_by, replace_partitions)
         return self._write_delta_rs(df, name, uri, schema, read_table, mode, partition_by, replace_partitions,
-                                    row_group_rows, tuple(no_dictionary))
+                                    row_group_rows, tuple(no_dictionary), read_version is None)
 
     def _conform(self, df: DataFrame, name: str, table: Any, partition_by: tuple[str, ...]) -> DataFrame:
         """Check ``df`` against the existing table (names, types, partitioning); order its columns."""
@@ -293,7 +271,7 @@ class TableStore:
     def _write_delta_rs(
         self, df: DataFrame, name: str, uri: str, schema: T.StructType, read_table: Any, mode: str,
         partition_by: tuple[str, ...], replace_partitions: Mapping[str, Any] | None, row_group_rows: int | None,
-        no_dictionary: tuple[str, ...] = (),
+        no_dictionary: tuple[str, ...] = (), blind: bool = True,
     ) -> int:
         if read_table is not None and (unreadable := delta_log.unreadable_features(read_table)):
             raise UnsupportedTableError(
@@ -315,6 +293,7 @@ class TableStore:
         version = delta_log.commit(
             uri, read_table, schema, partition_by, files, mode, filters,
             operation_note=f"recsys {mode} {name}", storage_options=self.storage.storage_options,
+            retry_append=blind,
         )
         log.info("committed %s v%d: %d files, %d rows (%s)", name, version, len(files),
                  sum(int(f["num_records"]) for f in files), mode)
@@ -344,6 +323,9 @@ class TableStore:
         self.spark.conf.set(conf_key, str(max(row_group_rows, 10_000)))
         try:
             return [row.asDict() for row in metadata.collect()]  # one small row per file, not the data
+        except BaseException:
+            spark_writer.remove_write_dir(uri, write_dir(spec.write_id))  # nothing of it was committed
+            raise
         finally:
             if previous is None:
                 self.spark.conf.unset(conf_key)
