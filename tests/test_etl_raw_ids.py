@@ -121,6 +121,19 @@ def test_headerless_file_among_good_ones_is_an_error(spark: SparkSession, tmp_pa
     assert not (tmp_path / "lh" / "interactions").exists()  # nothing committed
 
 
+def test_movielens_user_table_line_with_shifted_fields(spark: SparkSession, tmp_path: Path) -> None:
+    """ml-1m ``users.dat`` with an extra field in front: the raw user id is not the first field, so the
+    record is withheld."""
+    write(tmp_path / "in" / "ratings.dat", "1::10::4::964982703\n")
+    write(tmp_path / "in" / "movies.dat", "10::Heat (1995)::Action\n")
+    write(tmp_path / "in" / "users.dat", "1::M::25::10::48067\n0::9876501::F::35::7::10001\n")
+    row, store = run(spark, tmp_path / "lh", tmp_path / "in")
+    assert row["accepted"] == 1 and row["invariant_ok"]
+    (bad,) = store.read("quarantine").where("entity = 'users'").collect()
+    assert bad.reason == R.MALFORMED and "<record withheld: 6 fields where 5 were expected" in bad.raw_record
+    assert "9876501" not in lakehouse_strings(tmp_path / "lh")
+
+
 @pytest.mark.parametrize("headerless", ["movies.csv", "tags.csv"])
 def test_headerless_movielens_catalog_file_is_an_error(spark: SparkSession, tmp_path: Path,
                                                        headerless: str) -> None:

@@ -20,6 +20,8 @@ from recsys.schemas import (
     USER_HISTORIES,
     Tables,
 )
+from recsys.scoring.blocks import KernelSpec
+from recsys.scoring.recommend import plan_scoring, scoring_users, top_k
 
 N_USERS, N_ITEMS, DIM, K = 40, 150, 6, 10
 
@@ -152,3 +154,25 @@ def test_model_version_without_user_embeddings_is_refused(shared: tuple[TableSto
     with pytest.raises(TableNotFoundError, match="'v1' has item embeddings but no user embeddings"):
         run_score(lakehouse, day, "--set", "score.model_version=v1")
     assert not store.exists(Tables.RECOMMENDATIONS) or not read_recs(store, day)
+
+
+def test_scores_do_not_depend_on_the_order_users_arrive_in(spark: SparkSession) -> None:
+    """BLAS rounds a row's dot products differently depending on the other rows of the multiply, so batches
+    decide the scores' last bits: users are sorted within their partition before batching, so the same input
+    gives the same bits whatever order the shuffle delivers the users in."""
+    rng = np.random.default_rng(11)
+    n_users, n_items, dim = 61, 150, 32
+    users = rng.standard_normal((n_users, dim)).astype(np.float32)
+    items = rng.standard_normal((n_items, dim)).astype(np.float32)
+    item_frame = spark.createDataFrame([(i, items[i].tolist()) for i in range(n_items)],
+                                       "item_idx int, embedding array<float>")
+    user_rows = [(u, f"u{u}", users[u].tolist()) for u in range(n_users)]
+    cfg = load_config("test").score
+    plan = plan_scoring(n_users, n_items, n_items - 1, dim, cfg, 2)
+    spec = KernelSpec(k=5, user_batch_size=4, explanation="none")
+    results = []
+    for order in (user_rows, user_rows[::-1], user_rows[1::2] + user_rows[::2]):
+        frame = spark.createDataFrame(order, "user_idx int, user_id string, embedding array<float>").coalesce(1)
+        top = top_k(scoring_users(frame, None), item_frame, plan, spec, exclude_seen=True)
+        results.append(sorted((r.user_idx, r.rank, r.item_idx, np.float32(r.score).tobytes()) for r in top.collect()))
+    assert results[0] == results[1] == results[2] and len(results[0]) == n_users * 5

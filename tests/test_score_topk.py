@@ -60,19 +60,6 @@ def test_all_ties_pick_smallest_items() -> None:
     assert top.items.tolist() == [[2, 4, 6, 8, 10], [0, 2, 4, 6, 8], [0, 8, 10, 12, 14]]
 
 
-def test_scores_do_not_depend_on_the_batch() -> None:
-    """A user scored alone (a one-row slab) gets the same score bits as inside a batch of users."""
-    rng = np.random.default_rng(3)
-    users = rng.standard_normal((40, 64)).astype(np.float32)
-    items = rng.standard_normal((3000, 64)).astype(np.float32)
-    ids = np.arange(3000, dtype=np.int64)
-    batch = topk_scores(users, items, ids, 10)
-    for r in (0, 17, 39):
-        alone = topk_scores(users[r:r + 1], items, ids, 10)
-        assert alone.items[0].tolist() == batch.items[r].tolist()
-        assert alone.scores[0].tobytes() == batch.scores[r].tobytes()
-
-
 def test_explain_picks_most_similar_history_item() -> None:
     rec_vecs = np.array([[[1, 0], [0, 1]], [[1, 1], [1, 0]]], np.float32)  # (2 users, K=2, d=2)
     rec_items = np.array([[10, 11], [12, 10]])

@@ -165,10 +165,14 @@ def withhold_miscounted(parts: Column, expected: Column | int) -> Column:
     layout's or its file header's) one part saying so: the user field's position is then unknown (a shifted or
     extra column), so no field can be pseudonymized safely and the record is withheld from quarantine."""
     expected_col = expected if isinstance(expected, Column) else F.lit(expected)
-    message = F.concat(F.lit(f"{_WITHHELD_PREFIX}: "), F.size(parts).cast("string"), F.lit(" fields where "),
-                       expected_col.cast("string"),
-                       F.lit(" were expected, so the user field cannot be told apart and one may be a user id>"))
-    return F.when(F.size(parts) != expected_col, F.array(message)).otherwise(parts)
+    return F.when(F.size(parts) != expected_col, F.array(miscounted_message(parts, expected_col))).otherwise(parts)
+
+
+def miscounted_message(parts: Column, expected: Column) -> Column:
+    """The text that stands for a record withheld by :func:`withhold_miscounted`."""
+    return F.concat(F.lit(f"{_WITHHELD_PREFIX}: "), F.size(parts).cast("string"), F.lit(" fields where "),
+                    expected.cast("string"),
+                    F.lit(" were expected, so the user field cannot be told apart and one may be a user id>"))
 
 
 def is_withheld(parts: Column) -> Column:
@@ -300,8 +304,12 @@ def users_frame(raw: DataFrame, cols: list[str], sep: str, attributes: list[str]
     attrs = F.map_from_arrays(F.array(*[F.lit(a) for a in attributes]),
                               F.array(*[F.col(a).cast("string") for a in attributes]))
     corrupt = F.col(CORRUPT)
+    fields = F.split(corrupt, regex_literal(sep), -1)
+    miscounted = F.size(fields) != F.lit(len(cols))  # the user field may have moved: withheld
     parts = (F.when(corrupt == F.lit(WITHHELD), F.array(F.lit(""), F.lit(WITHHELD)))  # no user field
-             .when(corrupt.isNotNull(), F.split(corrupt, regex_literal(sep), -1))
+             .when(corrupt.isNotNull() & miscounted,
+                   F.array(F.lit(""), miscounted_message(fields, F.lit(len(cols)))))
+             .when(corrupt.isNotNull(), fields)
              .otherwise(F.array(*[F.coalesce(F.col(c).cast("string"), F.lit("")) for c in cols])))
     return raw.select(
         F.trim(F.when(F.col(CORRUPT).isNotNull(), F.try_element_at(parts, F.lit(1))).otherwise(

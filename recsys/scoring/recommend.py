@@ -111,7 +111,10 @@ def top_k(
         catalog = catalog.join(exclude_items.select(Col.ITEM_IDX).distinct(), Col.ITEM_IDX, "left_anti")
     packed_history = not plan.broadcast and spec.explanation != "none"
     user_side = _with_history_vectors(users, items) if packed_history else users
-    user_side = user_side.repartition(plan.user_partitions, Col.USER_IDX)
+    # Sorted within each partition, so the same users form the same batches on every run, whatever order the
+    # shuffle delivered them in: BLAS rounds a row's dot products differently depending on the other rows of
+    # the multiply (its blocking and small-matrix paths), so batches decide the scores' last bits.
+    user_side = user_side.repartition(plan.user_partitions, Col.USER_IDX).sortWithinPartitions(Col.USER_IDX)
     batches = pack_users(user_side, spec.user_batch_size, packed_history)
     blocks = pack_items(catalog, plan.block_rows)
     if not plan.broadcast:

@@ -184,13 +184,8 @@ def topk_scores(
         r1 = min(rows, r0 + slab)
         part = TopK(r1 - r0, k)
         ex_rows, ex_pos = (None, None) if exclude is None else _positions(exclude.slice(r0, r1), item_ids)
-        slab_vecs = user_vecs[r0:r1]
-        if r1 - r0 == 1:
-            # one row would go through BLAS's matrix-vector path, which rounds differently from the
-            # matrix-matrix path: the same user would get other score bits depending on which batch it is in
-            slab_vecs = np.repeat(slab_vecs, 2, axis=0)
         for start, stop in bounds:
-            scores = (slab_vecs @ item_vecs[start:stop].T)[: r1 - r0]
+            scores = user_vecs[r0:r1] @ item_vecs[start:stop].T
             if ex_rows is not None and ex_pos is not None:
                 lo, hi = np.searchsorted(ex_pos, [start, stop])
                 if hi > lo:
