@@ -176,3 +176,26 @@ def test_scores_do_not_depend_on_the_order_users_arrive_in(spark: SparkSession) 
         top = top_k(scoring_users(frame, None), item_frame, plan, spec, exclude_seen=True)
         results.append(sorted((r.user_idx, r.rank, r.item_idx, np.float32(r.score).tobytes()) for r in top.collect()))
     assert results[0] == results[1] == results[2] and len(results[0]) == n_users * 5
+
+
+@pytest.mark.parametrize("blocked", [False, True], ids=["broadcast", "blocked"])
+def test_excluded_items_still_explain(spark: SparkSession, shared: tuple[TableStore, Path, dict],
+                                      blocked: bool) -> None:
+    """An excluded item is never recommended but stays in the user's history, so it may explain a pick, with
+    either scoring plan."""
+    store, lakehouse, data = shared
+    if not store.exists("no_recs"):
+        store.write(spark.createDataFrame([(i,) for i in range(0, N_ITEMS, 2)], "item_idx int"), "no_recs")
+    day = dt.date(2024, 7, 2 if blocked else 1)
+    extra = ["--set", f"score.broadcast_max_bytes={DIM * 4 * 40}"] if blocked else []
+    assert run_score(lakehouse, day, "--set", "score.exclude_items_table=no_recs", *extra) == 0
+    items = data["items"] / np.linalg.norm(data["items"], axis=1, keepdims=True).clip(1e-12)
+    explained_by_excluded = 0
+    for r in read_recs(store, day):
+        assert r["item_idx"] % 2 == 1
+        history = data["history"][r["user_idx"]]
+        if history:
+            sims = items[history] @ items[r["item_idx"]]
+            assert r["explanation_similarity"] == pytest.approx(sims.max(), abs=1e-5)
+            explained_by_excluded += r["explanation_item_idx"] % 2 == 0
+    assert explained_by_excluded > 0

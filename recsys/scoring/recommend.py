@@ -109,7 +109,9 @@ def top_k(
     catalog = items.where(F.col(Col.EMBEDDING).isNotNull()).select(Col.ITEM_IDX, Col.EMBEDDING)
     if exclude_items is not None:
         catalog = catalog.join(exclude_items.select(Col.ITEM_IDX).distinct(), Col.ITEM_IDX, "left_anti")
-    packed_history = not plan.broadcast and spec.explanation != "none"
+    # History vectors travel with the users unless the broadcast block holds every history item: blocked
+    # catalogs, and excluded items (never recommended, but still what a user saw and may explain a pick).
+    packed_history = (not plan.broadcast or exclude_items is not None) and spec.explanation != "none"
     user_side = _with_history_vectors(users, items) if packed_history else users
     # Sorted within each partition, so the same users form the same batches on every run, whatever order the
     # shuffle delivered them in: BLAS rounds a row's dot products differently depending on the other rows of
