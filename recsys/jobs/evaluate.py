@@ -19,7 +19,7 @@ from recsys.config import ConfigError
 from recsys.evaluation.runner import EvalInputs, run_evaluation
 from recsys.jobs.common import parse_job_args
 from recsys.jobs.score import model_frames, resolve_model_version
-from recsys.lakehouse import TableError, TableStore
+from recsys.lakehouse import ABSENT, TableError, TableStore
 from recsys.reporting.report import ReportData, compact_table, load_training_curves, text_table, write_report
 from recsys.schemas import METRICS, Col, Tables
 
@@ -54,9 +54,9 @@ def write_metrics(store: TableStore, rows: pd.DataFrame, run_id: str) -> int:
         for r in rows.itertuples(index=False)
     ]
     frame = store.spark.createDataFrame(records, METRICS)
-    if not store.exists(Tables.METRICS):
-        return store.write(frame, Tables.METRICS)
     read = store.current_version(Tables.METRICS)  # another evaluation's rows committed since: refused, not lost
+    if read == ABSENT:
+        return store.write(frame, Tables.METRICS, read_version=read)
     kept = store.read(Tables.METRICS, read).where(F.col(Col.RUN_ID) != run_id)
     return store.write(kept.unionByName(frame), Tables.METRICS, mode="overwrite", read_version=read)
 

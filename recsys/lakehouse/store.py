@@ -227,7 +227,7 @@ class TableStore:
             raise ValueError(f"replace_partitions must give a value for each of {partition_by}")
         read_table = None
         exists = delta_log.is_table(uri, self.storage.storage_options)
-        if read_version is not None and (now := self.current_version(name)) != read_version:
+        if read_version is not None and (now := self.version(name) if exists else ABSENT) != read_version:
             raise ConcurrentWriteError(
                 f"table {name!r} is at version {now}, but this job read version {read_version} "
                 f"({ABSENT} = no table): another job committed to it meanwhile. Nothing was written; re-run "
