@@ -14,6 +14,8 @@ from recsys.baselines.popularity import most_popular
 from recsys.evaluation.adapter import evaluate_rankings
 from recsys.evaluation.data import before_test_interactions, item_stats, train_interactions
 from recsys.evaluation.metrics import user_metrics
+from recsys.scoring.recommend import ScoringPlan, plan_scoring
+from recsys.scoring.settings import ScoreConfig
 
 T0 = dt.datetime(2024, 1, 1)
 
@@ -57,10 +59,13 @@ def test_train_split_and_most_popular(spark: SparkSession) -> None:
     # user 1 before its validation item; user 2 before (T0, item 1) in (ts, item_idx) order; user 3 all
     assert train == {(1, 0), (1, 1), (1, 2), (1, 3), (2, 0), (3, 0), (3, 1)}
     users = spark.createDataFrame([(1, [0]), (2, []), (9, None)], "user_idx int, seen_items array<int>")
-    recs = most_popular(frame, users, 3, 2).collect()
-    lists = {u: [r.item_idx for r in sorted(recs, key=lambda r: r.rank) if r.user_idx == u] for u in (1, 2, 9)}
-    # popularity: item 0: 3 users, item 1: 3, item 2: 2, items 3..5: 1 (ties -> smaller item_idx first)
-    assert lists == {1: [1, 2, 3], 2: [0, 1, 2], 9: [0, 1, 2]}
+    # one broadcast block, and blocks of 2 item indexes joined to the users (the plan of a large catalog)
+    for plan in (plan_scoring(3, 6, 5, 1, ScoreConfig(), 2), ScoringPlan(False, 2, 3, 2)):
+        recs = most_popular(frame, users, 3, plan).collect()
+        lists = {u: [r.item_idx for r in sorted(recs, key=lambda r: r.rank) if r.user_idx == u] for u in (1, 2, 9)}
+        # popularity: item 0: 3 users, item 1: 3, item 2: 2, items 3..5: 1 (ties -> smaller item_idx first)
+        assert lists == {1: [1, 2, 3], 2: [0, 1, 2], 9: [0, 1, 2]}, plan
+    assert plan_scoring(3, 6, 5, 1, ScoreConfig(broadcast_max_bytes=8), 2) == ScoringPlan(False, 2, 3, 1)
     stats = {r.item_idx: r for r in item_stats(spark.createDataFrame([(i,) for i in range(8)], "item_idx int"),
                                                frame, None).collect()}
     assert stats[0].train_count == 3 and stats[7].is_cold and not stats[5].is_cold

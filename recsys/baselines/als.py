@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 
 from recsys.baselines.dense import dense_top_k
 from recsys.schemas import Col
+from recsys.scoring.recommend import ScoringPlan
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,12 @@ def fit_als(fit: DataFrame, params: AlsParams, max_iter: int, seed: int) -> ALSM
     return als.fit(ratings)
 
 
-def als_recommend(model: ALSModel, users: DataFrame, k: int, partitions: int) -> DataFrame:
-    """Top-``k`` unseen items by the factor dot product for ``users`` (``user_idx, seen_items``)."""
+def als_recommend(model: ALSModel, users: DataFrame, k: int, plan: ScoringPlan) -> DataFrame:
+    """Top-``k`` unseen items by the factor dot product for ``users`` (``user_idx, seen_items``).
+
+    ``plan`` lays out the item factors (vectors of length ``model.rank``), as :func:`dense_top_k` takes it.
+    """
     user_vecs = model.userFactors.select(F.col("id").alias(Col.USER_IDX), F.col("features").alias(Col.EMBEDDING))
     item_vecs = model.itemFactors.select(F.col("id").alias(Col.ITEM_IDX), F.col("features").alias(Col.EMBEDDING))
     frame = users.select(Col.USER_IDX, "seen_items").join(user_vecs, Col.USER_IDX)
-    return dense_top_k(frame, item_vecs, k, partitions)
+    return dense_top_k(frame, item_vecs, k, plan)

@@ -33,7 +33,7 @@ from recsys.evaluation.data import (
 from recsys.evaluation.settings import EvaluateConfig
 from recsys.schemas import Col
 from recsys.scoring.blocks import KernelSpec
-from recsys.scoring.recommend import plan_scoring, scoring_users, top_k
+from recsys.scoring.recommend import ScoringPlan, plan_scoring, scoring_users, top_k
 from recsys.scoring.settings import ScoreConfig
 
 log = logging.getLogger(__name__)
@@ -90,12 +90,12 @@ def _metrics(spark: SparkSession, recs: dict[str, DataFrame], truth: DataFrame, 
     return rows
 
 
-def _our_model(inputs: EvalInputs, users: DataFrame, k: int, score: ScoreConfig, parallelism: int) -> DataFrame:
+def _our_model(inputs: EvalInputs, users: DataFrame, n_users: int, k: int, score: ScoreConfig,
+               parallelism: int) -> DataFrame:
     assert inputs.item_embeddings is not None and inputs.user_embeddings is not None
     items = inputs.item_embeddings
     sizes = items.agg(F.count(F.lit(1)), F.max(Col.ITEM_IDX), F.max(F.size(Col.EMBEDDING))).first()
     assert sizes is not None
-    n_users = users.count()
     plan = plan_scoring(n_users, int(sizes[0] or 0), int(sizes[1] or 0), int(sizes[2] or 0), score, parallelism)
     embedded = inputs.user_embeddings.join(users.select(Col.USER_IDX), Col.USER_IDX, "left_semi")
     frame = scoring_users(embedded, users.select(Col.USER_IDX, SEEN, F.array().cast("array<int>").alias(
@@ -126,15 +126,23 @@ def run_evaluation(spark: SparkSession, inputs: EvalInputs, cfg: EvaluateConfig,
         seen_test = seen_test.join(hist_seen, Col.USER_IDX, "full").select(
             Col.USER_IDX, F.coalesce("_h", SEEN).alias(SEEN))
     test_users = test.select(Col.USER_IDX).distinct().join(seen_test, Col.USER_IDX, "left").cache()
+    n_test_users = test_users.count()
+    catalog = inputs.catalog.agg(F.count(F.lit(1)), F.max(Col.ITEM_IDX)).first()
+    assert catalog is not None
+
+    def dense_plan(n_users: int, dim: int) -> ScoringPlan:
+        """Layout of the baselines' item vectors (``dim`` floats for every catalog item at most)."""
+        return plan_scoring(n_users, int(catalog[0] or 0), int(catalog[1] or 0), dim, score, parallelism)
+
     result = EvalResult(metrics=pd.DataFrame())
     recs: dict[str, DataFrame] = {}
     if inputs.item_embeddings is not None and inputs.user_embeddings is not None:
-        recs[OURS] = _timed(OURS, result.seconds, lambda: _our_model(inputs, test_users, k, score, parallelism))
-    partitions = parallelism
+        recs[OURS] = _timed(OURS, result.seconds,
+                            lambda: _our_model(inputs, test_users, n_test_users, k, score, parallelism))
     popular = None
     if "most_popular" in cfg.baselines or "item_knn" in cfg.baselines:
         popular = _timed("most_popular", result.seconds,
-                         lambda: most_popular(before_test, test_users, k, partitions))
+                         lambda: most_popular(before_test, test_users, k, dense_plan(n_test_users, 1)))
         if "most_popular" in cfg.baselines:
             recs["most_popular"] = popular
     validation_rows = []
@@ -142,12 +150,14 @@ def run_evaluation(spark: SparkSession, inputs: EvalInputs, cfg: EvaluateConfig,
         grid = [AlsParams(r, g, a) for r, g, a in product(cfg.als_ranks, cfg.als_reg_params, cfg.als_alphas)]
         best, started = grid[0], time.perf_counter()
         if val is not None and len(grid) > 1:
-            val_users = val.select(Col.USER_IDX).distinct().join(seen_from(train), Col.USER_IDX, "left")
+            val_users = val.select(Col.USER_IDX).distinct().join(seen_from(train), Col.USER_IDX, "left").cache()
+            n_val_users = val_users.count()
             val_recs = {}
             for params in grid:
                 model = fit_als(train, params, cfg.als_max_iter, cfg.seed)
-                val_recs[params.label] = als_recommend(model, val_users, k, partitions)
+                val_recs[params.label] = als_recommend(model, val_users, k, dense_plan(n_val_users, params.rank))
             rows = _metrics(spark, val_recs, val, stats, (cfg.primary_k,), "validation")
+            val_users.unpersist()
             validation_rows.append(rows)
             pick = rows[(rows.metric == cfg.primary_metric) & (rows.k == cfg.primary_k)].set_index("model")
             scores = [float(pick.value.get(p.label, 0.0)) for p in grid]
@@ -158,7 +168,8 @@ def run_evaluation(spark: SparkSession, inputs: EvalInputs, cfg: EvaluateConfig,
         result.best_als = best.label
         result.seconds["als"] = time.perf_counter() - started
         final = fit_als(before_test, best, cfg.als_max_iter, cfg.seed)
-        recs["als"] = _timed("als", result.seconds, lambda: als_recommend(final, test_users, k, partitions))
+        recs["als"] = _timed("als", result.seconds,
+                             lambda: als_recommend(final, test_users, k, dense_plan(n_test_users, best.rank)))
     if "item_knn" in cfg.baselines and popular is not None:
         fallback = popular
 

@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       explanation=cfg.explanation, blas_threads=cfg.blas_threads,
                       block_bytes=cfg.kernel_block_bytes)
     top = top_k(scoring_users(users, histories), items, plan, spec, cfg.exclude_seen, exclude)
-    recs = recommendations_table(top, items, version, run_date)
+    recs = recommendations_table(top, items, version, run_date, broadcast_ids=plan.broadcast)
     table_version = store.write(recs, Tables.RECOMMENDATIONS, mode="replace_partitions",
                                 partition_by=[Col.RUN_DATE], replace_partitions={Col.RUN_DATE: run_date})
     log.info("recommendations v%d: run_date %s, model %s, %.1fs", table_version, run_date, version,

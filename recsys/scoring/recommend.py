@@ -134,13 +134,18 @@ def recommendations_table(
     item_ids: DataFrame,
     model_version: str,
     run_date: dt.date,
+    broadcast_ids: bool = True,
 ) -> DataFrame:
     """Rows of the ``recommendations`` table (its schema and column order) from :func:`top_k` output.
 
     Args:
         item_ids: ``item_idx, item_id``.
+        broadcast_ids: broadcast the id map (a catalog whose vectors were broadcast); otherwise Spark picks the
+            join (a catalog scored in blocks can have an id map too large to broadcast).
     """
-    items = F.broadcast(item_ids.select(Col.ITEM_IDX, Col.ITEM_ID).distinct())
+    items = item_ids.select(Col.ITEM_IDX, Col.ITEM_ID).distinct()
+    if broadcast_ids:
+        items = F.broadcast(items)
     expl = items.select(F.col(Col.ITEM_IDX).alias(EXPL_ITEM), F.col(Col.ITEM_ID).alias("explanation_item_id"))
     joined = top.join(items, Col.ITEM_IDX, "left").join(expl, EXPL_ITEM, "left")
     out = joined.withColumn(Col.MODEL_VERSION, F.lit(model_version)).withColumn(
