@@ -114,15 +114,17 @@ def test_item_knn_matches_numpy(spark: SparkSession) -> None:
     fallback = spark.createDataFrame([(u, i, r + 1) for u in range(n_users) for r, i in enumerate(range(n_items))],
                                      "user_idx int, item_idx int, rank int")
     recs: pd.DataFrame = knn_recommend(spark.createDataFrame(neighbours), profiles, users, 4, fallback).toPandas()
+    # scores are sums of similarities in fixed point (2**40 per unit), so ties and order are exact
+    fixed = {(r.item_idx, r.neighbour_idx): int(r.similarity * 2**40) for r in neighbours.itertuples()}
     for u in range(n_users):
         seen = set(np.flatnonzero(matrix[u]))
-        scores = {j: sum(expected_sim.get((h, j), 0.0) for h in seen) for j in range(n_items) if j not in seen}
+        scores = {j: sum(fixed.get((h, j), 0) for h in seen) for j in range(n_items) if j not in seen}
         scored = sorted((j for j in scores if scores[j] > 0), key=lambda j: (-scores[j], j))
         expected = (scored + [j for j in range(n_items) if j not in seen and j not in scored])[:4]
-        got = recs[recs.user_idx == u].sort_values("rank").item_idx.tolist()
-        assert not set(got) & seen
-        # equal up to float ties between sums taken in a different order
-        assert [scores[j] for j in got] == pytest.approx([scores[j] for j in expected])
+        got = recs[recs.user_idx == u].sort_values("rank")
+        assert got.item_idx.tolist() == expected
+        assert got.score.tolist()[:len(scored)] == pytest.approx(
+            [sum(expected_sim.get((h, j), 0.0) for h in seen) for j in expected[:len(scored)]])
 
 
 def test_popularity_percentile_equals_percent_rank(spark: SparkSession) -> None:

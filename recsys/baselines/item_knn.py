@@ -17,6 +17,9 @@ from recsys.schemas import Col
 NEIGHBOUR = "neighbour_idx"
 SIM = "similarity"
 PROFILE = "profile"
+# Similarities are in [0, 1] and a score sums at most max_user_items of them: 2**40 per unit keeps ~1e-12
+# resolution and room for 2**23 terms in a long.
+_FIXED_POINT = float(2**40)
 
 
 def user_profiles(fit: DataFrame, max_user_items: int) -> DataFrame:
@@ -55,8 +58,11 @@ def knn_recommend(neighbours: DataFrame, profiles: DataFrame, users: DataFrame, 
     profile = profiles.join(users.select(Col.USER_IDX), Col.USER_IDX, "left_semi").select(
         Col.USER_IDX, F.explode(PROFILE).alias(Col.ITEM_IDX)
     )
+    # Summed in fixed point: integer addition does not depend on the order the shuffle delivers the terms in,
+    # so equal scores (and their tie order) are the same on every run; a double sum's last bits are not.
+    fixed = (F.col(SIM) * F.lit(_FIXED_POINT)).cast("long")
     scored = profile.join(neighbours, Col.ITEM_IDX).groupBy(Col.USER_IDX, NEIGHBOUR).agg(
-        F.sum(SIM).alias(Col.SCORE)
+        (F.sum(fixed) / F.lit(_FIXED_POINT)).alias(Col.SCORE)
     ).select(Col.USER_IDX, F.col(NEIGHBOUR).alias(Col.ITEM_IDX), Col.SCORE)
     seen = users.select(Col.USER_IDX, F.explode("seen_items").alias(Col.ITEM_IDX))
     candidates = scored.select(
