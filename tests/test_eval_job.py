@@ -101,9 +101,40 @@ def test_evaluate_all_models(spark: SparkSession, store: TableStore, lakehouse: 
     assert "<svg" in html and "ndcg@10" in html
     assert "| ours |" in (report / "summary.md").read_text()
 
-    assert evaluate_main([*args, "--set", "evaluate.baselines=[most_popular]"]) == 0  # same run id: replaced
+    # same run id: replaced. Serving without seen-item exclusion changes nothing here: evaluation always
+    # excludes seen items (each user's history is of its own cluster, which our model ranks first)
+    assert evaluate_main([*args, "--set", "evaluate.baselines=[most_popular]", "--set", "score.exclude_seen=false",
+                          "--set", "evaluate.report=false"]) == 0
     again = [r.asDict() for r in store.read(Tables.METRICS).collect()]
     assert {r["model"] for r in again} == {"ours", "most_popular"}
+    ours = {(r["metric"], r["k"], r["split"]): r["value"] for r in rows if r["model"] == "ours"}
+    assert {(r["metric"], r["k"], r["split"]): r["value"] for r in again if r["model"] == "ours"} == ours
+
+
+def test_time_cutoff_baselines_fit_only_before_the_cutoff(spark: SparkSession, store: TableStore,
+                                                         lakehouse: Path) -> None:
+    """Users with no held-out rows (all their events after the cutoff) must not feed the baselines' fit."""
+    cutoff = T0 + dt.timedelta(days=10)
+
+    def row(u: int, item: int, ts: dt.datetime) -> tuple[object, ...]:
+        return (u, f"u{u}", item, f"m{item}", ts, ts.date(), "rating", 1.0, 4.0, "test", "r1", "2024")
+
+    before, after = T0 + dt.timedelta(days=1), cutoff + dt.timedelta(days=2)
+    inter = [row(u, 0, before) for u in range(6)]  # test users: seen item 0 before the cutoff
+    inter += [row(u, 2, before) for u in range(6, 9)]  # item 2: most popular unseen item before the cutoff
+    inter += [row(u, 2, cutoff + dt.timedelta(days=1)) for u in range(6)]  # the test items
+    inter += [row(u, 3, after) for u in range(10, 20)]  # item 3: popular only after the cutoff
+    store.write(spark.createDataFrame(inter, INTERACTIONS), Tables.INTERACTIONS)
+    test_rows = [(u, 2, cutoff + dt.timedelta(days=1), _pad([0]), 1) for u in range(6)]
+    store.write(spark.createDataFrame(test_rows, TRUTH), Tables.TEST_TRUTH)
+    args = ["--env", "test", "--lakehouse", str(lakehouse), "--run-id", "t1", "--log-level", "WARNING",
+            "--set", "prepare.split.strategy=time_cutoff", "--set", f"prepare.split.cutoff={cutoff:%Y-%m-%d}",
+            "--set", "evaluate.baselines=[most_popular]", "--set", "evaluate.ks=[1]",
+            "--set", "evaluate.primary_k=1", "--set", "evaluate.report=false"]
+    assert evaluate_main(args) == 0
+    got = {(r.metric, r.k): (r.value, r.users_evaluated) for r in store.read(Tables.METRICS).collect()
+           if r.model == "most_popular"}
+    assert got[("hit_rate", 1)] == (1.0, 6)  # item 2 first, not item 3
 
 
 def test_write_metrics_replaces_only_its_run(store: TableStore) -> None:
