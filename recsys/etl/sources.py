@@ -25,6 +25,7 @@ from pyspark.sql import types as T
 
 from recsys.etl import reasons as R
 from recsys.etl.errors import InputError
+from recsys.lakehouse.filesystems import resolve_filesystem
 
 RAW_COLUMNS = ("source_file", "raw_parts", "parse_reason", "user_raw", "item_raw", "ts_raw", "event_raw",
                "value_raw")
@@ -84,10 +85,7 @@ class RawCatalog:
 
 def list_names(path: str) -> list[str]:
     """Names of the entries directly under ``path`` (local path or URI)."""
-    if "://" in path:
-        filesystem, base = pafs.FileSystem.from_uri(path)
-    else:
-        filesystem, base = pafs.LocalFileSystem(), path
+    filesystem, base = resolve_filesystem(path)
     infos = filesystem.get_file_info(pafs.FileSelector(base, allow_not_found=True))
     return sorted(i.base_name for i in infos if not i.base_name.startswith((".", "_")))
 
@@ -98,7 +96,7 @@ def join_path(base: str, name: str) -> str:
 
 def csv_header(path: str) -> list[str]:
     """The column names on the first line of a CSV file (decompressed by its extension); [] if empty."""
-    filesystem, inner = pafs.FileSystem.from_uri(path) if "://" in path else (pafs.LocalFileSystem(), path)
+    filesystem, inner = resolve_filesystem(path)
     head = b""
     with filesystem.open_input_stream(inner, compression="detect") as stream:
         while b"\n" not in head and (chunk := stream.read(1 << 16)):  # the first line only

@@ -10,7 +10,7 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -20,7 +20,6 @@ from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.exceptions import TableNotFoundError as DeltaTableNotFound
 from deltalake.transaction import AddAction, CommitProperties, RemoveAction, create_table_with_add_actions
-from pyarrow import fs as pafs
 from pyspark.sql import types as T
 
 from recsys.lakehouse.errors import (
@@ -29,6 +28,7 @@ from recsys.lakehouse.errors import (
     TableNotFoundError,
     UnsupportedTableError,
 )
+from recsys.lakehouse.filesystems import resolve_filesystem
 
 log = logging.getLogger(__name__)
 _WRITE_ID = "recsys.write_id"  # commitInfo key naming the transaction, to find its version afterwards
@@ -47,6 +47,7 @@ class Snapshot:
     partition_values: tuple[Mapping[str, str | None], ...]  # per file, same order
     num_records: int | None  # total from the log statistics, when every file has them (and count live rows)
     unreadable: str = ""  # why the live files do not give the table's rows as they are ("" = they do)
+    storage_options: Mapping[str, str] = field(default_factory=dict)  # object-store settings to read files
 
     def require_files(self) -> None:
         """Raise :class:`UnsupportedTableError` unless reading :attr:`files` directly gives the table's rows."""
@@ -123,7 +124,8 @@ def snapshot(name: str, uri: str, version: int | None = None,
         total = None if counts.null_count else int(pa.compute.sum(counts).as_py() or 0)
     unreadable = unreadable_features(table)
     return Snapshot(name, table.table_uri, table.version(), spark_schema(table), partition_columns,
-                    tuple(files), tuple(values), None if unreadable else total, unreadable)
+                    tuple(files), tuple(values), None if unreadable else total, unreadable,
+                    dict(storage_options or {}))
 
 
 def _has_files(table: DeltaTable) -> bool:
@@ -139,7 +141,7 @@ def read_arrow(snap: Snapshot, columns: Sequence[str] | None = None) -> pa.Table
     wanted = list(columns) if columns else schema.names
     pieces = []
     for uri, values in zip(snap.files, snap.partition_values, strict=True):
-        filesystem, path = pafs.FileSystem.from_uri(uri)
+        filesystem, path = resolve_filesystem(uri, snap.storage_options)
         data_cols = [c for c in wanted if c not in snap.partition_columns]
         piece = pq.read_table(path, filesystem=filesystem, columns=data_cols)
         for col in snap.partition_columns:

@@ -28,6 +28,7 @@ from pyarrow import fs as pafs
 from pyspark.sql import types as T
 
 from recsys.lakehouse.file_stats import StatsAccumulator
+from recsys.lakehouse.filesystems import resolve_filesystem
 from recsys.lakehouse.partition_paths import HIVE_NULL, hive_escape
 
 # One row per written file, returned from the executors to the driver.
@@ -63,6 +64,7 @@ class WriteSpec:
     compression: str = "zstd"
     zstd_level: int = 1
     write_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    storage_options: Mapping[str, str] = field(default_factory=dict)  # object-store settings (AWS_*, ...)
 
 
 def render_partition_value(value: Any) -> str | None:
@@ -199,7 +201,7 @@ def make_partition_writer(spec: WriteSpec) -> Callable[[Iterable[pa.RecordBatch]
     def write(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         ctx = TaskContext.get()
         tag = f"{ctx.partitionId():05d}-{ctx.attemptNumber()}" if ctx else uuid.uuid4().hex[:8]
-        filesystem, base_path = pafs.FileSystem.from_uri(spec.table_uri)
+        filesystem, base_path = resolve_filesystem(spec.table_uri, spec.storage_options)
         roller = _FileRoller(spec, filesystem, base_path, tag)
         for batch in batches:
             bounds = _run_boundaries(batch, partition_columns)

@@ -17,7 +17,7 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -26,6 +26,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from recsys.lakehouse.file_stats import stats_json_from_footer
 from recsys.lakehouse.file_writer import PartitionOutsideReplaceError, write_dir
+from recsys.lakehouse.filesystems import resolve_filesystem
 from recsys.lakehouse.partition_paths import HIVE_NULL, hive_unescape
 from recsys.spark_session import session_conf
 
@@ -43,6 +44,7 @@ class SparkWriteSpec:
     allowed_partitions: Mapping[str, str | None] | None = None  # replace_partitions: the only values allowed
     no_dictionary: tuple[str, ...] = ()  # columns written without dictionary encoding
     zstd_level: int = 1
+    storage_options: Mapping[str, str] = field(default_factory=dict)  # for the Python-side file listing
 
 
 def _is_local(uri: str) -> bool:
@@ -75,7 +77,7 @@ def write_files(spark: SparkSession, df: DataFrame, spec: SparkWriteSpec) -> lis
     if spec.partition_columns:
         writer = writer.partitionBy(*spec.partition_columns)
     # an absolute local path as it is: made a file:// URI, its spaces or "%" would be parsed as URI syntax
-    filesystem, base = pafs.FileSystem.from_uri(spec.table_uri)
+    filesystem, base = resolve_filesystem(spec.table_uri, spec.storage_options)
     try:
         # Delta readers expect int64 microsecond timestamps, not Spark's legacy INT96 default
         settings = {"spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}
@@ -107,9 +109,9 @@ def _remove_dir(filesystem: pafs.FileSystem, path: str) -> None:
         filesystem.delete_dir(path)
 
 
-def remove_write_dir(table_uri: str, rel_dir: str) -> None:
+def remove_write_dir(table_uri: str, rel_dir: str, storage_options: Mapping[str, str] | None = None) -> None:
     """Delete an uncommitted write's directory (``w-<id>/`` under the table), if it was created."""
-    filesystem, base = pafs.FileSystem.from_uri(table_uri)
+    filesystem, base = resolve_filesystem(table_uri, storage_options)
     _remove_dir(filesystem, f"{base.rstrip('/')}/{rel_dir}")
 
 

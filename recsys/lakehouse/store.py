@@ -46,6 +46,7 @@ from recsys.lakehouse.file_writer import (
     render_partition_value,
     write_dir,
 )
+from recsys.lakehouse.filesystems import resolve_filesystem
 from recsys.lakehouse.partition_paths import discovered_as_logged, spark_path
 from recsys.lakehouse.write_checks import check_replaceable, describe_schema_difference, nullable
 from recsys.spark_session import delta_spark_available
@@ -89,12 +90,9 @@ class TableStore:
     def list_tables(self) -> list[str]:
         from pyarrow import fs as pafs
 
-        if "://" in self.root:
-            filesystem, base = pafs.FileSystem.from_uri(self.root)
-        else:
-            if not os.path.isdir(self.root):
-                return []
-            filesystem, base = pafs.LocalFileSystem(), self.root
+        if "://" not in self.root and not os.path.isdir(self.root):
+            return []
+        filesystem, base = resolve_filesystem(self.root, self.storage.storage_options)
         infos = filesystem.get_file_info(pafs.FileSelector(base, allow_not_found=True))
         names = sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory)
         return [n for n in names if self.exists(n)]
@@ -287,6 +285,7 @@ class TableStore:
                 table_uri=uri, partition_columns=partition_by, compression=self.storage.compression,
                 max_rows_per_file=self.storage.max_rows_per_file, row_group_bytes=self.storage.row_group_bytes,
                 allowed_partitions=allowed, no_dictionary=no_dictionary, zstd_level=self.storage.zstd_level,
+                storage_options=dict(self.storage.storage_options),
             ))
         else:
             files = self._write_exact_row_groups(df, uri, schema, partition_by, allowed, row_group_rows)
@@ -313,6 +312,7 @@ class TableStore:
             allowed_partitions=allowed,
             compression=self.storage.compression,
             zstd_level=self.storage.zstd_level,
+            storage_options=dict(self.storage.storage_options),
         )
         frame = df.sortWithinPartitions(*partition_by) if partition_by else df
         metadata = frame.mapInArrow(make_partition_writer(spec), FILE_METADATA_SCHEMA)
@@ -324,7 +324,8 @@ class TableStore:
         try:
             return [row.asDict() for row in metadata.collect()]  # one small row per file, not the data
         except BaseException:
-            spark_writer.remove_write_dir(uri, write_dir(spec.write_id))  # nothing of it was committed
+            # nothing of it was committed
+            spark_writer.remove_write_dir(uri, write_dir(spec.write_id), self.storage.storage_options)
             raise
         finally:
             if previous is None:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from html import escape
 
 import pandas as pd
-from pyarrow import fs as pafs
 
+from recsys.lakehouse.filesystems import resolve_filesystem
 from recsys.reporting import svg
 
 log = logging.getLogger(__name__)
@@ -96,8 +96,7 @@ def load_training_curves(artifact_path: str | None) -> dict[str, list[tuple[floa
     if not artifact_path:
         return {}
     try:
-        filesystem, path = pafs.FileSystem.from_uri(artifact_path) if "://" in artifact_path else (
-            pafs.LocalFileSystem(), artifact_path)
+        filesystem, path = resolve_filesystem(artifact_path)
         with filesystem.open_input_stream(path.rstrip("/") + "/metrics.json") as stream:
             data = json.loads(stream.read().decode("utf-8"))
     except (OSError, ValueError) as exc:
@@ -200,10 +199,8 @@ def _html_table(table: pd.DataFrame) -> str:
 
 def write_report(root: str, data: ReportData, storage_options: Mapping[str, str] | None = None) -> str:
     """Write ``report.html`` and ``summary.md`` under ``<root>/reports/<run_id>/``; return that directory."""
-    del storage_options  # object-store credentials come from the environment for pyarrow filesystems
     directory = f"{root.rstrip('/')}/reports/{data.run_id}"
-    filesystem, path = pafs.FileSystem.from_uri(directory) if "://" in directory else (
-        pafs.LocalFileSystem(), directory)
+    filesystem, path = resolve_filesystem(directory, storage_options)
     filesystem.create_dir(path, recursive=True)
     for name, text in (("report.html", render_html(data)), ("summary.md", render_markdown(data))):
         with filesystem.open_output_stream(f"{path}/{name}") as out:

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from recsys.lakehouse.filesystems import resolve_filesystem
 from recsys.training import checkpointing as ck
 from recsys.training.encoder import encoder_from_config
 from recsys.training.model import RecModel
@@ -62,7 +63,7 @@ def _local_copy(path: str) -> str:
         return path
     from pyarrow import fs as pafs
 
-    filesystem, base = pafs.FileSystem.from_uri(path)
+    filesystem, base = resolve_filesystem(path)
     local = tempfile.mkdtemp(prefix="recsys-model-")
     pafs.copy_files(base, local, source_filesystem=filesystem, destination_filesystem=pafs.LocalFileSystem())
     return local

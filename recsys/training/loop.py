@@ -332,7 +332,8 @@ class Worker:
         started, first_step = time.perf_counter(), self.step
         stop = False
         with ShardBatches(self.config["train_files"], self.rank, self.world, tc.batch_size, seed=tc.seed,
-                          shuffle_buffer_rows=tc.shuffle_buffer_rows, reader_workers=tc.reader_workers) as data:
+                          shuffle_buffer_rows=tc.shuffle_buffer_rows, reader_workers=tc.reader_workers,
+                          storage_options=self.config.get("storage_options", {})) as data:
             if self.step:  # resumed: the batches the uninterrupted run would draw next
                 skip_started = time.perf_counter()
                 data.skip(self.step)

@@ -18,14 +18,14 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
-from pyarrow import fs as pafs
 
+from recsys.lakehouse.filesystems import resolve_filesystem
 from recsys.schemas import PAD_ITEM, Col
 
 log = logging.getLogger(__name__)
@@ -46,20 +46,21 @@ def to_url(path: str) -> str:
     return path if "://" in path else f"file://{path}"
 
 
-def row_group_sizes(files: Sequence[str]) -> list[int]:
+def row_group_sizes(files: Sequence[str], storage_options: Mapping[str, str] | None = None) -> list[int]:
     """Rows of every row group of ``files``, in file order (reads footers only)."""
     sizes: list[int] = []
     for uri in files:
-        filesystem, path = pafs.FileSystem.from_uri(to_url(uri))
+        filesystem, path = resolve_filesystem(uri, storage_options)
         with filesystem.open_input_file(path) as handle:
             meta = pq.ParquetFile(handle).metadata
             sizes.extend(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
     return sizes
 
 
-def check_shardable(files: Sequence[str], world_size: int) -> list[int]:
+def check_shardable(files: Sequence[str], world_size: int,
+                    storage_options: Mapping[str, str] | None = None) -> list[int]:
     """Raise :class:`ShardingError` unless there are ``world_size`` row groups or more; return their sizes."""
-    sizes = row_group_sizes(files)
+    sizes = row_group_sizes(files, storage_options)
     if len(sizes) < world_size:
         raise ShardingError(
             f"the training data has {len(sizes)} Parquet row group(s) in {len(files)} file(s) but "
@@ -88,22 +89,57 @@ def stack_histories(column: Any) -> np.ndarray:
 
 def open_reader(files: Sequence[str], cur_shard: int | None, shard_count: int | None,
                 columns: Sequence[str] = TRAIN_COLUMNS, num_epochs: int | None = None, seed: int = 0,
-                shuffle: bool = True, workers_count: int = 1) -> Any:
-    """A Petastorm batch reader over exactly ``files`` (one shard of them when ``shard_count`` is set)."""
+                shuffle: bool = True, workers_count: int = 1,
+                storage_options: Mapping[str, str] | None = None) -> Any:
+    """A Petastorm batch reader over exactly ``files`` (one shard of them when ``shard_count`` is set).
+
+    ``storage_options``: object-store settings of the files (as :func:`resolve_filesystem` takes them).
+    """
     from petastorm import make_batch_reader
 
+    urls = [to_url(f) for f in files]
     return make_batch_reader(
-        [to_url(f) for f in files], schema_fields=list(columns), cur_shard=cur_shard,
+        urls, schema_fields=list(columns), cur_shard=cur_shard,
         shard_count=shard_count, shuffle_row_groups=shuffle, seed=seed, num_epochs=num_epochs,
         workers_count=workers_count, reader_pool_type="thread",
+        filesystem=_legacy_filesystem(urls[0], storage_options) if urls else None,
     )
 
 
-def read_shard(files: Sequence[str], cur_shard: int, shard_count: int,
-               columns: Sequence[str] = TRAIN_COLUMNS) -> dict[str, np.ndarray]:
+def _legacy_filesystem(url: str, storage_options: Mapping[str, str] | None) -> Any:
+    """The files' filesystem as Petastorm 0.12 can read it from an object store, or ``None`` for local files.
+
+    Petastorm resolves non-local URLs to fsspec filesystems, which pyarrow 14's ``ParquetDataset`` sends to its
+    new Dataset API, and that refuses Petastorm's arguments (``validate_schema``); it picks the legacy reader
+    Petastorm was written for only for a legacy ``pyarrow.filesystem`` instance. So: our pyarrow filesystem
+    (``s3a://`` and storage options understood) behind fsspec's wrapper, behind the legacy wrapper.
+    """
+    if url.startswith(("file://", "hdfs://")):  # Petastorm's own resolver handles these
+        return None
+    from fsspec.implementations.arrow import ArrowFSWrapper
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # the legacy wrappers are deprecated; Petastorm needs them
+        from pyarrow.filesystem import DaskFileSystem
+
+        class FsspecLegacyFilesystem(DaskFileSystem):
+            """The legacy wrapper with the two calls its base leaves out, answered by fsspec."""
+
+            def isdir(self, path: str) -> bool:
+                return bool(self.fs.isdir(path))
+
+            def isfile(self, path: str) -> bool:
+                return bool(self.fs.isfile(path))
+
+        return FsspecLegacyFilesystem(ArrowFSWrapper(resolve_filesystem(url, storage_options)[0]))
+
+
+def read_shard(files: Sequence[str], cur_shard: int, shard_count: int, columns: Sequence[str] = TRAIN_COLUMNS,
+               storage_options: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
     """One pass over one shard, concatenated (tests and small data)."""
     parts: dict[str, list[np.ndarray]] = {c: [] for c in columns}
-    with open_reader(files, cur_shard, shard_count, columns, num_epochs=1, shuffle=False) as reader:
+    with open_reader(files, cur_shard, shard_count, columns, num_epochs=1, shuffle=False,
+                     storage_options=storage_options) as reader:
         for batch in reader:
             for c in columns:
                 value = getattr(batch, c)
@@ -144,6 +180,7 @@ class ShardBatches:
     seed: int = 0
     shuffle_buffer_rows: int = 4096
     reader_workers: int = 1
+    storage_options: Mapping[str, str] = field(default_factory=dict)
     wait_seconds: float = 0.0
     _reader: Any = None
     _buffer: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
@@ -154,7 +191,7 @@ class ShardBatches:
 
     def __enter__(self) -> ShardBatches:
         self._reader = open_reader(self.files, self.rank, self.world_size, num_epochs=1, seed=self.seed,
-                                   workers_count=self.reader_workers)
+                                   workers_count=self.reader_workers, storage_options=self.storage_options)
         return self
 
     def __exit__(self, *exc: object) -> None:

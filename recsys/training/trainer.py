@@ -15,6 +15,7 @@ from typing import Any
 from pyarrow import fs as pafs
 
 from recsys.lakehouse import Snapshot, TableStore
+from recsys.lakehouse.filesystems import resolve_filesystem
 from recsys.schemas import Tables
 from recsys.training import checkpointing as ck
 from recsys.training.encoder import load_tokenizer
@@ -106,7 +107,7 @@ def loop_config(tc: TrainConfig, snaps: dict[str, Snapshot], run_dir: str) -> di
     examples.require_files()  # Petastorm reads these files as they are
     if not examples.files:
         raise ValueError("train_examples is empty: run `recsys prepare` first")
-    sizes = check_shardable(examples.files, tc.num_workers)
+    sizes = check_shardable(examples.files, tc.num_workers, examples.storage_options)
     if tc.encoder.trainable_layers != 0 and tc.cache_refresh_steps > 0 \
             and tc.checkpoint_every_steps % tc.cache_refresh_steps:
         log.warning("train.checkpoint_every_steps (%d) is not a multiple of train.cache_refresh_steps (%d): a run "
@@ -116,6 +117,7 @@ def loop_config(tc: TrainConfig, snaps: dict[str, Snapshot], run_dir: str) -> di
     return {
         "train": tc,
         "train_files": sorted(examples.files),  # Petastorm shards by position: not by the log's order
+        "storage_options": dict(examples.storage_options),
         "num_rows": examples.num_records if examples.num_records is not None else sum(sizes),
         "item_tokens": snaps[Tables.ITEM_TOKENS],
         "validation": snaps.get(Tables.VALIDATION_TRUTH),
@@ -146,9 +148,7 @@ def run_trainer(tc: TrainConfig, loop_cfg: dict[str, Any], storage_path: str, na
 
 
 def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in uri:
-        return pafs.FileSystem.from_uri(uri)
-    return pafs.LocalFileSystem(), os.path.abspath(uri)
+    return resolve_filesystem(uri)
 
 
 def publish_artifact(checkpoint_dir: str, tc: TrainConfig, dest: str, data_versions: dict[str, int],

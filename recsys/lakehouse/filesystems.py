@@ -1,0 +1,96 @@
+"""The one way from a path or URI to a pyarrow filesystem, for every file the Python side reads or writes.
+
+Spark names object stores by their Hadoop connector (``s3a://bucket/...``, the scheme the deploy scripts and
+cluster configs use), pyarrow by the store (``s3://``), and ``pyarrow.fs.FileSystem.from_uri`` refuses the
+connector names. Here ``s3a://``/``s3n://`` map to pyarrow's S3 filesystem, configured from the same
+``AWS_*`` settings delta-rs reads (the environment, overridden by ``storage.storage_options``), so one URI
+works for Spark, delta-rs and pyarrow alike. Schemes pyarrow has no filesystem for (``abfss://``,
+``viewfs://``, ...) go through fsspec when a package for them is installed (``adlfs``, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+from pyarrow import fs as pafs
+
+_S3_SCHEMES = frozenset({"s3", "s3a", "s3n"})
+_TRUE = frozenset({"1", "true", "yes"})
+
+
+class UnsupportedFilesystemError(ValueError):
+    """No filesystem is installed for a URI's scheme."""
+
+
+def resolve_filesystem(
+    uri: str, storage_options: Mapping[str, str] | None = None
+) -> tuple[pafs.FileSystem, str]:
+    """``(filesystem, path inside it)`` for a local path, ``file://`` URI or object-store URI.
+
+    Args:
+        uri: e.g. ``./lakehouse``, ``/data/raw``, ``s3a://bucket/raw/ml-25m``, ``gs://bucket/lakehouse``.
+        storage_options: delta-rs style options (``AWS_REGION``, ``AWS_ENDPOINT_URL``, ``AWS_ALLOW_HTTP``,
+            ...); they override the environment variables of the same names.
+
+    Raises:
+        UnsupportedFilesystemError: neither pyarrow nor an installed fsspec package handles the scheme.
+    """
+    if "://" not in uri:
+        return pafs.LocalFileSystem(), os.path.abspath(uri)
+    scheme = uri.split("://", 1)[0].lower()
+    if scheme in _S3_SCHEMES:
+        return _s3(uri, storage_options or {})
+    try:
+        return pafs.FileSystem.from_uri(uri)
+    except pa.ArrowInvalid as exc:  # a scheme pyarrow does not know
+        return _fsspec(uri, scheme, exc)
+
+
+def _option(options: Mapping[str, str], *names: str) -> str | None:
+    upper = {k.upper(): v for k, v in options.items()}
+    for name in names:
+        value = upper.get(name) or os.environ.get(name)
+        if value:
+            return str(value)
+    return None
+
+
+def _s3(uri: str, options: Mapping[str, str]) -> tuple[pafs.FileSystem, str]:
+    parts = urlsplit(uri)
+    bucket, key = parts.netloc, parts.path.lstrip("/")
+    if not bucket:
+        raise UnsupportedFilesystemError(f"{uri}: an S3 URI needs a bucket (s3a://bucket/path)")
+    kwargs: dict[str, Any] = {}
+    endpoint = _option(options, "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT")
+    if endpoint:
+        split = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+        kwargs["endpoint_override"] = split.netloc
+        allow_http = (_option(options, "AWS_ALLOW_HTTP") or "").lower() in _TRUE
+        kwargs["scheme"] = "http" if split.scheme == "http" or allow_http else "https"
+    region = _option(options, "AWS_REGION", "AWS_DEFAULT_REGION")
+    if region:
+        kwargs["region"] = region
+    elif not endpoint:  # what from_uri does: ask S3 where the bucket lives
+        kwargs["region"] = pafs.resolve_s3_region(bucket)
+    access_key, secret_key = _option(options, "AWS_ACCESS_KEY_ID"), _option(options, "AWS_SECRET_ACCESS_KEY")
+    if access_key and secret_key:  # else the AWS SDK's default chain (profile, instance or pod role)
+        kwargs.update(access_key=access_key, secret_key=secret_key,
+                      session_token=_option(options, "AWS_SESSION_TOKEN"))
+    return pafs.S3FileSystem(**kwargs), f"{bucket}/{key}".rstrip("/")
+
+
+def _fsspec(uri: str, scheme: str, cause: Exception) -> tuple[pafs.FileSystem, str]:
+    try:
+        import fsspec
+
+        filesystem, path = fsspec.core.url_to_fs(uri)
+    except (ImportError, ValueError) as exc:
+        raise UnsupportedFilesystemError(
+            f"{uri}: no filesystem for {scheme}:// (pyarrow: {cause}; fsspec: {exc}); install the fsspec "
+            f"package for it (e.g. adlfs for abfs/abfss) or use an s3a/s3/gs/hdfs/file URI"
+        ) from exc
+    return pafs.PyFileSystem(pafs.FSSpecHandler(filesystem)), str(path)
