@@ -24,7 +24,8 @@ class SparkConfig:
 class StorageConfig:
     """Where tables live and how their files are laid out."""
 
-    # Local path or any URI pyarrow/Hadoop understand (file://, s3://, gs://, hdfs://, abfss://).
+    # Local path or URI: file://, s3a:// (s3://, s3n://), gs://, hdfs://, or any fsspec scheme whose package is
+    # installed (abfss:// with adlfs); see recsys/lakehouse/filesystems.py.
     lakehouse: str = "./lakehouse"
     # Most rows per Parquet row group of the tables Petastorm reads (train_examples, validation_truth,
     # item_tokens: Petastorm shards by row group, so every training worker must get several).
@@ -42,5 +43,6 @@ class StorageConfig:
     vacuum_retention_hours: int = 168
     # "auto": delta-spark when its JVM classes are on the classpath, else delta-rs. Or force one.
     backend: str = "auto"
-    # Object-store options passed to delta-rs (e.g. AWS_REGION); secrets belong in the environment.
+    # Object-store options for delta-rs and the pyarrow filesystems (AWS_REGION, AWS_ENDPOINT_URL, AWS_ALLOW_HTTP);
+    # they override the environment variables of the same names. Secrets belong in the environment.
     storage_options: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
