@@ -14,7 +14,9 @@ from pyspark.sql import SparkSession
 from test_etl_privacy_incremental import lakehouse_strings
 
 from recsys.etl import reasons as R
+from recsys.etl.errors import InputError
 from recsys.etl.pseudonymize import pseudonym
+from recsys.etl.sources import csv_headers
 
 RAW = ("alice-7731", "bob-8842", "carol-9953", "dave-4410", "erin-5521")
 EVENTS = ("etl.missing_item_policy=keep", "etl.events.items=none")
@@ -148,6 +150,28 @@ def test_headerless_movielens_catalog_file_is_an_error(spark: SparkSession, tmp_
         run(spark, tmp_path / "lh", tmp_path / "in")
     assert "5550001" not in str(err.value) and "Heat" not in str(err.value)
     assert not (tmp_path / "lh" / "interactions").exists()  # nothing committed
+
+
+def test_catalog_folders_of_spark_compressed_part_files(spark: SparkSession, tmp_path: Path) -> None:
+    """``movies.csv``/``tags.csv`` as folders Spark wrote with codecs in Hadoop framing (which pyarrow cannot
+    decode): the header check reads their first lines through Spark's codecs."""
+    write(tmp_path / "in" / "ratings.csv", "userId,movieId,rating,timestamp\n1,10,4.0,964982703\n")
+    for name, codec, rows, schema in (
+        ("movies.csv", "snappy", [("10", "Heat (1995)", "Action")], "movieId string, title string, genres string"),
+        ("tags.csv", "lz4", [("5550001", "10", "noir", "964982703")],
+         "userId string, movieId string, tag string, timestamp string"),
+    ):
+        (spark.createDataFrame(rows, schema).coalesce(1).write.option("header", True)
+         .option("compression", codec).csv(str(tmp_path / "in" / name)))
+    parts = sorted(str(f) for f in (tmp_path / "in" / "movies.csv").glob("part-*"))
+    assert parts and parts[0].endswith(".csv.snappy")
+    assert csv_headers(parts, spark) == [["movieId", "title", "genres"]]
+    with pytest.raises(InputError, match="only readable through Spark"):
+        csv_headers(parts)
+    row, store = run(spark, tmp_path / "lh", tmp_path / "in")
+    assert row["accepted"] == 1 and row["invariant_ok"] and row["quarantine_by_reason"] == {}
+    item = store.read("items").first()
+    assert item is not None and item.title == "Heat" and "noir" in item.text
 
 
 def test_rfc4180_doubled_quotes(spark: SparkSession, tmp_path: Path) -> None:

@@ -66,7 +66,7 @@ def _csv_files(spark: SparkSession, paths: list[str], required: list[str]) -> Da
             table); the message names the file and the columns, never the line (it may be data).
     """
     by_header: dict[tuple[str, ...], list[str]] = {}
-    for path, names in zip(paths, csv_headers(paths), strict=True):
+    for path, names in zip(paths, csv_headers(paths, spark), strict=True):
         header = tuple(c.strip() for c in names)
         if missing := [c for c in required if c not in header]:
             raise InputError(f"CSV file {path}: its first line does not name the column(s) {missing}; every "

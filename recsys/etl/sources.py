@@ -32,6 +32,8 @@ RAW_COLUMNS = ("source_file", "raw_parts", "parse_reason", "user_raw", "item_raw
 CORRUPT = "_corrupt_record"
 HEADER = "_header"  # CSV events inputs: the column names of the row's file, in its order
 _HEADER_READERS = 16  # CSV first lines read at once by the driver
+# Extensions of Hadoop codecs whose files pyarrow cannot decode (Hadoop's own block framing)
+_HADOOP_FRAMED = (".deflate", ".snappy", ".lz4")
 WITHHELD = "<record withheld: its fields cannot be told apart safely and one may be a user id>"
 _WITHHELD_PREFIX = "<record withheld"
 LATIN1 = "ISO-8859-1"
@@ -94,21 +96,52 @@ def join_path(base: str, name: str) -> str:
     return f"{base.rstrip('/')}/{name}"
 
 
-def csv_header(path: str) -> list[str]:
-    """The column names on the first line of a CSV file (decompressed by its extension); [] if empty."""
-    filesystem, inner = resolve_filesystem(path)
-    head = b""
-    with filesystem.open_input_stream(inner, compression="detect") as stream:
-        while b"\n" not in head and (chunk := stream.read(1 << 16)):  # the first line only
-            head += chunk
-    first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").lstrip("\ufeff")
+def csv_header(path: str, spark: SparkSession | None = None) -> list[str]:
+    """The column names on the first line of a CSV file (decompressed by its extension); [] if empty.
+
+    Files compressed in a Hadoop framing pyarrow cannot decode (``.deflate``, ``.snappy``, ``.lz4``: what
+    Spark's own CSV writer produces with those codecs) are read through ``spark``'s Hadoop codecs, as Spark's
+    reader will read them.
+
+    Raises:
+        InputError: such a file and no ``spark``.
+    """
+    if path.lower().endswith(_HADOOP_FRAMED):
+        if spark is None:
+            raise InputError(f"CSV file {path}: its codec is only readable through Spark (Hadoop framing)")
+        first = _hadoop_first_line(spark, path)
+    else:
+        filesystem, inner = resolve_filesystem(path)
+        head = b""
+        with filesystem.open_input_stream(inner, compression="detect") as stream:
+            while b"\n" not in head and (chunk := stream.read(1 << 16)):  # the first line only
+                head += chunk
+        first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
+    first = first.lstrip("\ufeff")
     return next(csv.reader([first]), []) if first.strip() else []
 
 
-def csv_headers(paths: Sequence[str]) -> list[list[str]]:
+def _hadoop_first_line(spark: SparkSession, path: str) -> str:
+    """The first line of a file through the Hadoop filesystem and codec Spark's readers use for it."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    stream = hadoop_path.getFileSystem(conf).open(hadoop_path)
+    codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf).getCodec(hadoop_path)
+    if codec is not None:
+        stream = codec.createInputStream(stream)
+    reader = jvm.java.io.BufferedReader(jvm.java.io.InputStreamReader(stream, "UTF-8"))
+    try:
+        return str(reader.readLine() or "")
+    finally:
+        reader.close()
+
+
+def csv_headers(paths: Sequence[str], spark: SparkSession | None = None) -> list[list[str]]:
     """:func:`csv_header` of each file, read in parallel (on object stores it is latency-bound)."""
     with ThreadPoolExecutor(max_workers=min(_HEADER_READERS, max(1, len(paths)))) as pool:
-        return list(pool.map(csv_header, paths))
+        return list(pool.map(lambda p: csv_header(p, spark), paths))
 
 
 def require_header(frame: DataFrame, columns: Sequence[str]) -> None:
@@ -120,7 +153,7 @@ def require_header(frame: DataFrame, columns: Sequence[str]) -> None:
     mismatched header). The message names the file and the expected columns, never the line.
     """
     files = sorted(frame.inputFiles())
-    for path, names in zip(files, csv_headers(files), strict=True):
+    for path, names in zip(files, csv_headers(files, frame.sparkSession), strict=True):
         if [c.strip() for c in names] != list(columns):
             raise InputError(f"CSV file {path}: its first line is not the header {','.join(columns)}; every "
                              "file of this table needs that header line")
