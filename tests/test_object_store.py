@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,7 @@ from recsys.etl.run_spec import file_sizes
 from recsys.etl.sources import csv_headers, list_names
 from recsys.lakehouse import TableStore
 from recsys.lakehouse.delta_log import read_arrow
-from recsys.lakehouse.filesystems import UnsupportedFilesystemError, resolve_filesystem
+from recsys.lakehouse.filesystems import UnsupportedFilesystemError, resolve_filesystem, resolve_paths
 from recsys.reporting.report import ReportData, write_report
 from recsys.training.petastorm_data import check_shardable, read_shard
 
@@ -115,6 +116,16 @@ def test_row_group_table_snapshot_and_report_on_s3a(spark: SparkSession, options
     filesystem, path = resolve_filesystem(directory, options)
     with filesystem.open_input_stream(f"{path}/summary.md") as stream:
         assert "| ours |" in stream.read().decode()
+
+
+def test_paths_of_one_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("AWS_REGION", "us-east-1")  # no region lookup (no network here)
+    _, paths = resolve_paths(["s3a://lake/raw/a.csv", "s3a://lake/raw/b c.csv"])
+    assert paths == ["lake/raw/a.csv", "lake/raw/b c.csv"]
+    _, paths = resolve_paths([str(tmp_path / "a b.csv"), (tmp_path / "c.csv").as_uri()])
+    assert paths == [str(tmp_path / "a b.csv"), str(tmp_path / "c.csv")]
+    with pytest.raises(ValueError, match="one store"):
+        resolve_paths(["s3a://lake/a.csv", "s3a://other/b.csv"])
 
 
 def test_unknown_scheme_names_what_to_install() -> None:

@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from recsys.lakehouse.filesystems import resolve_filesystem
+from recsys.lakehouse.filesystems import resolve_paths
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,8 @@ def file_sizes(uris: Sequence[str]) -> list[tuple[str, int]]:
     """(uri, size) of each file (one metadata call per file system, no Spark job)."""
     if not uris:
         return []
-    filesystem, _ = resolve_filesystem(uris[0])  # one input folder: one filesystem
-    infos = filesystem.get_file_info([resolve_filesystem(u)[1] for u in uris])
+    filesystem, paths = resolve_paths(uris)  # one input folder: one filesystem
+    infos = filesystem.get_file_info(paths)
     return [(u, int(i.size or 0)) for u, i in zip(uris, infos, strict=True)]
 
 

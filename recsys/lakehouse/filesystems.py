@@ -11,7 +11,7 @@ works for Spark, delta-rs and pyarrow alike. Schemes pyarrow has no filesystem f
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -48,6 +48,43 @@ def resolve_filesystem(
         return pafs.FileSystem.from_uri(uri)
     except pa.ArrowInvalid as exc:  # a scheme pyarrow does not know
         return _fsspec(uri, scheme, exc)
+
+
+def resolve_paths(
+    uris: Sequence[str], storage_options: Mapping[str, str] | None = None
+) -> tuple[pafs.FileSystem, list[str]]:
+    """One filesystem for URIs of one store (same scheme and bucket/host) and each URI's path inside it.
+
+    The filesystem is built once (an S3 filesystem costs a client, and a region lookup without
+    ``AWS_REGION``); the paths follow the same rules as :func:`resolve_filesystem`'s.
+
+    Raises:
+        ValueError: the URIs name more than one store.
+    """
+    if not uris:
+        raise ValueError("resolve_paths needs at least one URI")
+    stores = {_store(u) for u in uris}
+    if len(stores) > 1:
+        raise ValueError(f"URIs of one store expected, got {sorted(stores)}")
+    filesystem, _ = resolve_filesystem(uris[0], storage_options)
+    scheme = stores.pop()[0]
+    if scheme in _S3_SCHEMES or scheme in ("gs", "gcs"):  # bucket/key
+        paths = [f"{urlsplit(u).netloc}{urlsplit(u).path}".rstrip("/") for u in uris]
+    elif scheme == "":  # local paths and file:// URIs: no client to build
+        paths = [resolve_filesystem(u)[1] for u in uris]
+    elif isinstance(filesystem, pafs.PyFileSystem):  # fsspec: its own path rule, on a cached instance
+        paths = [resolve_filesystem(u, storage_options)[1] for u in uris]
+    else:  # hdfs:// and pyarrow's other stores: the URI's path
+        paths = [urlsplit(u).path for u in uris]
+    return filesystem, paths
+
+
+def _store(uri: str) -> tuple[str, str]:
+    """(scheme, bucket or host); every local path and file:// URI is one store, ("", "")."""
+    if "://" not in uri or uri.lower().startswith("file://"):
+        return "", ""
+    parts = urlsplit(uri)
+    return parts.scheme.lower(), parts.netloc
 
 
 def _option(options: Mapping[str, str], *names: str) -> str | None:

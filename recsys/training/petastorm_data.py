@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
+from fsspec.spec import AbstractFileSystem
 
-from recsys.lakehouse.filesystems import resolve_filesystem
+from recsys.lakehouse.filesystems import resolve_filesystem, resolve_paths
 from recsys.schemas import PAD_ITEM, Col
 
 log = logging.getLogger(__name__)
@@ -97,26 +98,31 @@ def open_reader(files: Sequence[str], cur_shard: int | None, shard_count: int | 
     """
     from petastorm import make_batch_reader
 
-    urls = [to_url(f) for f in files]
+    urls, filesystem = _petastorm_source([to_url(f) for f in files], storage_options)
     return make_batch_reader(
         urls, schema_fields=list(columns), cur_shard=cur_shard,
         shard_count=shard_count, shuffle_row_groups=shuffle, seed=seed, num_epochs=num_epochs,
-        workers_count=workers_count, reader_pool_type="thread",
-        filesystem=_legacy_filesystem(urls[0], storage_options) if urls else None,
+        workers_count=workers_count, reader_pool_type="thread", filesystem=filesystem,
     )
 
 
-def _legacy_filesystem(url: str, storage_options: Mapping[str, str] | None) -> Any:
-    """The files' filesystem as Petastorm 0.12 can read it from an object store, or ``None`` for local files.
+def _petastorm_source(urls: list[str], storage_options: Mapping[str, str] | None) -> tuple[list[str], Any]:
+    """The URLs and filesystem to hand Petastorm 0.12: its own for local and HDFS files, ours for object stores.
 
-    Petastorm resolves non-local URLs to fsspec filesystems, which pyarrow 14's ``ParquetDataset`` sends to its
-    new Dataset API, and that refuses Petastorm's arguments (``validate_schema``); it picks the legacy reader
+    Petastorm resolves other URLs to fsspec filesystems, which pyarrow 14's ``ParquetDataset`` sends to its new
+    Dataset API, and that refuses Petastorm's arguments (``validate_schema``); it picks the legacy reader
     Petastorm was written for only for a legacy ``pyarrow.filesystem`` instance. So: our pyarrow filesystem
-    (``s3a://`` and storage options understood) behind fsspec's wrapper, behind the legacy wrapper.
+    (``s3a://`` and storage options understood) behind fsspec's wrapper, behind the legacy wrapper; the URLs
+    are rewritten to a scheme of ours whose only job is to give Petastorm each file's path in that filesystem
+    (for ``s3://`` it would ask fsspec, which wants s3fs installed just to strip the scheme).
     """
-    if url.startswith(("file://", "hdfs://")):  # Petastorm's own resolver handles these
-        return None
+    if not urls or urls[0].startswith(("file://", "hdfs://")):
+        return urls, None
+    import fsspec
     from fsspec.implementations.arrow import ArrowFSWrapper
+
+    filesystem, paths = resolve_paths(urls, storage_options)
+    fsspec.register_implementation(_PATH_SCHEME, _PathOnly, clobber=True)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # the legacy wrappers are deprecated; Petastorm needs them
@@ -131,7 +137,16 @@ def _legacy_filesystem(url: str, storage_options: Mapping[str, str] | None) -> A
             def isfile(self, path: str) -> bool:
                 return bool(self.fs.isfile(path))
 
-        return FsspecLegacyFilesystem(ArrowFSWrapper(resolve_filesystem(url, storage_options)[0]))
+        return [f"{_PATH_SCHEME}://{p}" for p in paths], FsspecLegacyFilesystem(ArrowFSWrapper(filesystem))
+
+
+_PATH_SCHEME = "recsys-fs"
+
+
+class _PathOnly(AbstractFileSystem):
+    """fsspec class of :data:`_PATH_SCHEME`: Petastorm only strips the scheme with it (never instantiated)."""
+
+    protocol = _PATH_SCHEME
 
 
 def read_shard(files: Sequence[str], cur_shard: int, shard_count: int, columns: Sequence[str] = TRAIN_COLUMNS,
