@@ -154,21 +154,23 @@ def test_headerless_movielens_catalog_file_is_an_error(spark: SparkSession, tmp_
 
 def test_catalog_folders_of_spark_compressed_part_files(spark: SparkSession, tmp_path: Path) -> None:
     """``movies.csv``/``tags.csv`` as folders Spark wrote with codecs in Hadoop framing (which pyarrow cannot
-    decode): the header check reads their first lines through Spark's codecs."""
-    write(tmp_path / "in" / "ratings.csv", "userId,movieId,rating,timestamp\n1,10,4.0,964982703\n")
+    decode): the header check reads their first lines through Spark's codecs (in a folder whose name Spark
+    percent-encodes in the file URIs it lists)."""
+    src = tmp_path / "in put"
+    write(src / "ratings.csv", "userId,movieId,rating,timestamp\n1,10,4.0,964982703\n")
     for name, codec, rows, schema in (
         ("movies.csv", "snappy", [("10", "Heat (1995)", "Action")], "movieId string, title string, genres string"),
         ("tags.csv", "lz4", [("5550001", "10", "noir", "964982703")],
          "userId string, movieId string, tag string, timestamp string"),
     ):
         (spark.createDataFrame(rows, schema).coalesce(1).write.option("header", True)
-         .option("compression", codec).csv(str(tmp_path / "in" / name)))
-    parts = sorted(str(f) for f in (tmp_path / "in" / "movies.csv").glob("part-*"))
+         .option("compression", codec).csv(str(src / name)))
+    parts = sorted(str(f) for f in (src / "movies.csv").glob("part-*"))
     assert parts and parts[0].endswith(".csv.snappy")
     assert csv_headers(parts, spark) == [["movieId", "title", "genres"]]
     with pytest.raises(InputError, match="only readable through Spark"):
         csv_headers(parts)
-    row, store = run(spark, tmp_path / "lh", tmp_path / "in")
+    row, store = run(spark, tmp_path / "lh", src)
     assert row["accepted"] == 1 and row["invariant_ok"] and row["quarantine_by_reason"] == {}
     item = store.read("items").first()
     assert item is not None and item.title == "Heat" and "noir" in item.text

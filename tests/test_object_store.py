@@ -19,14 +19,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pyarrow import fs as pafs
 from pyspark.sql import SparkSession
 
 from recsys.config.sections import StorageConfig
+from recsys.etl.errors import InputError
 from recsys.etl.run_spec import file_sizes
 from recsys.etl.sources import csv_headers, list_names
 from recsys.lakehouse import TableStore
 from recsys.lakehouse.delta_log import read_arrow
-from recsys.lakehouse.filesystems import UnsupportedFilesystemError, resolve_filesystem, resolve_paths
+from recsys.lakehouse.filesystems import (
+    UnsupportedFilesystemError,
+    resolve_filesystem,
+    resolve_paths,
+    without_secrets,
+)
 from recsys.reporting.report import ReportData, write_report
 from recsys.training.petastorm_data import check_shardable, read_shard
 
@@ -34,28 +41,48 @@ pytest.importorskip("moto.server")
 BUCKET = "lake"
 
 
-@pytest.fixture(scope="module")
-def endpoint() -> Iterator[str]:
+def _start_server(log: Path) -> tuple[subprocess.Popen[bytes], int] | None:
+    """moto on a free port in its own process (delta-rs holds the GIL while it waits for the store, so an
+    in-process server would hang); ``None`` if it exited (e.g. another process took the port first)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    # its own process: delta-rs holds the GIL while it waits for the store, so an in-process server would hang
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with log.open("ab") as out:
+        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                  stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while server.poll() is None and time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server, port
+        except OSError:
+            time.sleep(0.2)
+    _stop(server)
+    return None
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("moto server did not start") from None
-                time.sleep(0.2)
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("moto") / "server.log"
+    for _ in range(3):
+        if started := _start_server(log):
+            break
+    else:
+        raise RuntimeError(f"moto server did not start:\n{log.read_text(errors='replace')[-2000:]}")
+    server, port = started
+    try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        _stop(server)
 
 
 @pytest.fixture()
@@ -93,6 +120,12 @@ def test_etl_input_helpers_read_s3a_uris(options: dict[str, str], monkeypatch: p
     assert csv_headers(uris) == [["movieId", "title", "genres"], ["userId", "movieId", "tag", "timestamp"]]
     sizes = dict(file_sizes(uris))
     assert sizes[uris[0]] == len(b"movieId,title,genres\n1,Heat (1995),Action\n") and sizes[uris[1]] > 0
+    # URIs as Spark lists them are percent-encoded: the key "raw/a b%.csv"
+    with filesystem.open_output_stream(f"{base}/a b%.csv") as out:
+        out.write(b"x\n")
+    assert file_sizes([f"s3a://{BUCKET}/raw/a%20b%25.csv"]) == [(f"s3a://{BUCKET}/raw/a%20b%25.csv", 2)]
+    with pytest.raises(InputError, match="not found"):
+        file_sizes([f"s3a://{BUCKET}/raw/gone.csv"])
 
 
 def test_row_group_table_snapshot_and_report_on_s3a(spark: SparkSession, options: dict[str, str]) -> None:
@@ -126,6 +159,18 @@ def test_paths_of_one_store(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     assert paths == [str(tmp_path / "a b.csv"), str(tmp_path / "c.csv")]
     with pytest.raises(ValueError, match="one store"):
         resolve_paths(["s3a://lake/a.csv", "s3a://other/b.csv"])
+
+
+def test_options_override_the_environment_and_secrets_stay_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://from-env:1")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "env-token")
+    filesystem, _ = resolve_filesystem("s3a://lake/x", {"AWS_ENDPOINT_URL": "http://from-options:2",
+                                                        "AWS_REGION": "eu-west-1"})
+    assert isinstance(filesystem, pafs.S3FileSystem) and filesystem.region == "eu-west-1"
+    assert "from-options:2" in repr(filesystem.__reduce__())  # the options' endpoint, whatever its name
+    options = {"AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "id", "AWS_SECRET_ACCESS_KEY": "s",
+               "AWS_SESSION_TOKEN": "t"}
+    assert without_secrets(options) == {"AWS_REGION": "eu-west-1"}
 
 
 def test_unknown_scheme_names_what_to_install() -> None:

@@ -9,8 +9,11 @@ from recsys.schemas import Col
 from recsys.scoring.blocks import SEEN, KernelSpec
 from recsys.scoring.recommend import ScoringPlan, top_k
 
+DENSE_BATCH = 2048  # users per scoring batch (plan_scoring sizes user partitions by it)
 
-def dense_top_k(users: DataFrame, items: DataFrame, k: int, plan: ScoringPlan, batch_size: int = 2048) -> DataFrame:
+
+def dense_top_k(users: DataFrame, items: DataFrame, k: int, plan: ScoringPlan,
+                batch_size: int = DENSE_BATCH) -> DataFrame:
     """``user_idx, item_idx, score, rank``: top-``k`` by dot product, excluding each user's seen items.
 
     Args:

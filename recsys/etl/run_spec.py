@@ -7,6 +7,9 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pyarrow import fs as pafs
+
+from recsys.etl.errors import InputError
 from recsys.lakehouse.filesystems import resolve_paths
 
 
@@ -25,6 +28,8 @@ def file_sizes(uris: Sequence[str]) -> list[tuple[str, int]]:
         return []
     filesystem, paths = resolve_paths(uris)  # one input folder: one filesystem
     infos = filesystem.get_file_info(paths)
+    if missing := [u for u, i in zip(uris, infos, strict=True) if i.type == pafs.FileType.NotFound]:
+        raise InputError(f"input file(s) not found (moved or deleted while the job ran?): {missing[:3]}")
     return [(u, int(i.size or 0)) for u, i in zip(uris, infos, strict=True)]
 
 

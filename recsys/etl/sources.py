@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from py4j.protocol import Py4JError
 from pyarrow import fs as pafs
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -126,7 +127,12 @@ def _hadoop_first_line(spark: SparkSession, path: str) -> str:
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     conf = spark.sparkContext._jsc.hadoopConfiguration()
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
+    # a URI as Spark gives it is percent-encoded (parsed as a URI); a path or raw URI is taken as it is
+    try:
+        hadoop_path = jvm.org.apache.hadoop.fs.Path(jvm.java.net.URI(path)) if "://" in path else None
+    except Py4JError:  # not a valid encoded URI (e.g. a raw space)
+        hadoop_path = None
+    hadoop_path = hadoop_path or jvm.org.apache.hadoop.fs.Path(path)
     stream = hadoop_path.getFileSystem(conf).open(hadoop_path)
     codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(conf).getCodec(hadoop_path)
     if codec is not None:

@@ -10,7 +10,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import product
 
 import pandas as pd
@@ -18,6 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from recsys.baselines.als import AlsParams, als_recommend, fit_als
+from recsys.baselines.dense import DENSE_BATCH
 from recsys.baselines.item_knn import item_neighbours, knn_recommend, user_profiles
 from recsys.baselines.popularity import most_popular
 from recsys.evaluation.adapter import MODEL, bin_edges, evaluate_rankings, histogram
@@ -132,7 +133,8 @@ def run_evaluation(spark: SparkSession, inputs: EvalInputs, cfg: EvaluateConfig,
 
     def dense_plan(n_users: int, dim: int) -> ScoringPlan:
         """Layout of the baselines' item vectors (``dim`` floats for every catalog item at most)."""
-        return plan_scoring(n_users, int(catalog[0] or 0), int(catalog[1] or 0), dim, score, parallelism)
+        dense = replace(score, user_batch_size=DENSE_BATCH)  # the batch size dense_top_k packs users in
+        return plan_scoring(n_users, int(catalog[0] or 0), int(catalog[1] or 0), dim, dense, parallelism)
 
     result = EvalResult(metrics=pd.DataFrame())
     recs: dict[str, DataFrame] = {}
@@ -151,13 +153,16 @@ def run_evaluation(spark: SparkSession, inputs: EvalInputs, cfg: EvaluateConfig,
         best, started = grid[0], time.perf_counter()
         if val is not None and len(grid) > 1:
             val_users = val.select(Col.USER_IDX).distinct().join(seen_from(train), Col.USER_IDX, "left").cache()
-            n_val_users = val_users.count()
-            val_recs = {}
-            for params in grid:
-                model = fit_als(train, params, cfg.als_max_iter, cfg.seed)
-                val_recs[params.label] = als_recommend(model, val_users, k, dense_plan(n_val_users, params.rank))
-            rows = _metrics(spark, val_recs, val, stats, (cfg.primary_k,), "validation")
-            val_users.unpersist()
+            try:
+                n_val_users = val_users.count()
+                val_recs = {}
+                for params in grid:
+                    model = fit_als(train, params, cfg.als_max_iter, cfg.seed)
+                    val_recs[params.label] = als_recommend(model, val_users, k,
+                                                           dense_plan(n_val_users, params.rank))
+                rows = _metrics(spark, val_recs, val, stats, (cfg.primary_k,), "validation")
+            finally:
+                val_users.unpersist()
             validation_rows.append(rows)
             pick = rows[(rows.metric == cfg.primary_metric) & (rows.k == cfg.primary_k)].set_index("model")
             scores = [float(pick.value.get(p.label, 0.0)) for p in grid]

@@ -109,11 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cfg.report:
         data = ReportData(
             run_id=run_id, metrics=result.metrics, model_version=version, seconds=result.seconds,
-            histograms=result.histograms, curves=load_training_curves(_artifact_path(store, version)),
+            histograms=result.histograms,
+            curves=load_training_curves(_artifact_path(store, version), store.storage.storage_options),
             best_als=result.best_als,
             notes=[f"K cut-offs {list(cfg.ks)}; seen items excluded for every model; baselines "
                    + ("refitted on train + validation" if cfg.refit_with_validation else "fitted on train")],
         )
-        log.info("report written to %s", write_report(store.root, data))
+        log.info("report written to %s", write_report(store.root, data, store.storage.storage_options))
     log.info("run %s: test metrics\n%s", run_id, text_table(compact_table(result.metrics, cfg.primary_k)))
     return 0

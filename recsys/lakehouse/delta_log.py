@@ -47,7 +47,8 @@ class Snapshot:
     partition_values: tuple[Mapping[str, str | None], ...]  # per file, same order
     num_records: int | None  # total from the log statistics, when every file has them (and count live rows)
     unreadable: str = ""  # why the live files do not give the table's rows as they are ("" = they do)
-    storage_options: Mapping[str, str] = field(default_factory=dict)  # object-store settings to read files
+    # object-store settings to read the files (not in the repr: they may hold credentials)
+    storage_options: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def require_files(self) -> None:
         """Raise :class:`UnsupportedTableError` unless reading :attr:`files` directly gives the table's rows."""

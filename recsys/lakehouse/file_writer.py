@@ -64,7 +64,7 @@ class WriteSpec:
     compression: str = "zstd"
     zstd_level: int = 1
     write_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    storage_options: Mapping[str, str] = field(default_factory=dict)  # object-store settings (AWS_*, ...)
+    storage_options: Mapping[str, str] = field(default_factory=dict, repr=False)  # AWS_*, ...; may hold secrets
 
 
 def render_partition_value(value: Any) -> str | None:

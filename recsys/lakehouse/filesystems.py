@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
 from pyarrow import fs as pafs
@@ -36,6 +36,10 @@ def resolve_filesystem(
         storage_options: delta-rs style options (``AWS_REGION``, ``AWS_ENDPOINT_URL``, ``AWS_ALLOW_HTTP``,
             ...); they override the environment variables of the same names.
 
+    URIs are read percent-encoded, as Spark (``inputFiles``, ``_metadata.file_path``) and the Delta log give
+    them (``a%20b`` is the key ``a b``; a raw space reads as itself); paths without a scheme are taken as they
+    are.
+
     Raises:
         UnsupportedFilesystemError: neither pyarrow nor an installed fsspec package handles the scheme.
     """
@@ -46,8 +50,19 @@ def resolve_filesystem(
         return _s3(uri, storage_options or {})
     try:
         return pafs.FileSystem.from_uri(uri)
-    except pa.ArrowInvalid as exc:  # a scheme pyarrow does not know
+    except pa.ArrowInvalid as exc:
+        if "Unrecognized filesystem type" not in str(exc):  # a scheme pyarrow knows, a URI it refuses
+            raise
         return _fsspec(uri, scheme, exc)
+
+
+_SECRET_WORDS = ("SECRET", "TOKEN", "PASSWORD", "ACCESS_KEY", "ACCOUNT_KEY", "SAS")
+
+
+def without_secrets(storage_options: Mapping[str, str]) -> dict[str, str]:
+    """``storage_options`` minus credentials, for copies that may be persisted (e.g. Ray's run config):
+    whoever reads with them uses its environment's credentials."""
+    return {k: v for k, v in storage_options.items() if not any(w in k.upper() for w in _SECRET_WORDS)}
 
 
 def resolve_paths(
@@ -69,13 +84,13 @@ def resolve_paths(
     filesystem, _ = resolve_filesystem(uris[0], storage_options)
     scheme = stores.pop()[0]
     if scheme in _S3_SCHEMES or scheme in ("gs", "gcs"):  # bucket/key
-        paths = [f"{urlsplit(u).netloc}{urlsplit(u).path}".rstrip("/") for u in uris]
+        paths = [f"{urlsplit(u).netloc}{unquote(urlsplit(u).path)}".rstrip("/") for u in uris]
     elif scheme == "":  # local paths and file:// URIs: no client to build
         paths = [resolve_filesystem(u)[1] for u in uris]
     elif isinstance(filesystem, pafs.PyFileSystem):  # fsspec: its own path rule, on a cached instance
         paths = [resolve_filesystem(u, storage_options)[1] for u in uris]
     else:  # hdfs:// and pyarrow's other stores: the URI's path
-        paths = [urlsplit(u).path for u in uris]
+        paths = [unquote(urlsplit(u).path) for u in uris]
     return filesystem, paths
 
 
@@ -88,17 +103,28 @@ def _store(uri: str) -> tuple[str, str]:
 
 
 def _option(options: Mapping[str, str], *names: str) -> str | None:
+    """The first of ``names`` set in ``options``, else the first set in the environment."""
     upper = {k.upper(): v for k, v in options.items()}
-    for name in names:
-        value = upper.get(name) or os.environ.get(name)
-        if value:
-            return str(value)
+    for source in (upper, os.environ):
+        for name in names:
+            if value := source.get(name):
+                return str(value)
     return None
+
+
+def _credentials(options: Mapping[str, str]) -> dict[str, Any]:
+    """Key id, secret and session token from one source (options, else environment), never mixed."""
+    upper = {k.upper(): v for k, v in options.items()}
+    for source in (upper, os.environ):
+        if source.get("AWS_ACCESS_KEY_ID") and source.get("AWS_SECRET_ACCESS_KEY"):
+            return {"access_key": str(source["AWS_ACCESS_KEY_ID"]), "secret_key": str(source["AWS_SECRET_ACCESS_KEY"]),
+                    "session_token": str(source.get("AWS_SESSION_TOKEN") or "") or None}
+    return {}  # the AWS SDK's default chain (profile, instance or pod role)
 
 
 def _s3(uri: str, options: Mapping[str, str]) -> tuple[pafs.FileSystem, str]:
     parts = urlsplit(uri)
-    bucket, key = parts.netloc, parts.path.lstrip("/")
+    bucket, key = parts.netloc, unquote(parts.path).lstrip("/")
     if not bucket:
         raise UnsupportedFilesystemError(f"{uri}: an S3 URI needs a bucket (s3a://bucket/path)")
     kwargs: dict[str, Any] = {}
@@ -113,10 +139,7 @@ def _s3(uri: str, options: Mapping[str, str]) -> tuple[pafs.FileSystem, str]:
         kwargs["region"] = region
     elif not endpoint:  # what from_uri does: ask S3 where the bucket lives
         kwargs["region"] = pafs.resolve_s3_region(bucket)
-    access_key, secret_key = _option(options, "AWS_ACCESS_KEY_ID"), _option(options, "AWS_SECRET_ACCESS_KEY")
-    if access_key and secret_key:  # else the AWS SDK's default chain (profile, instance or pod role)
-        kwargs.update(access_key=access_key, secret_key=secret_key,
-                      session_token=_option(options, "AWS_SESSION_TOKEN"))
+    kwargs.update(_credentials(options))
     return pafs.S3FileSystem(**kwargs), f"{bucket}/{key}".rstrip("/")
 
 

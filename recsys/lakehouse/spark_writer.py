@@ -44,7 +44,8 @@ class SparkWriteSpec:
     allowed_partitions: Mapping[str, str | None] | None = None  # replace_partitions: the only values allowed
     no_dictionary: tuple[str, ...] = ()  # columns written without dictionary encoding
     zstd_level: int = 1
-    storage_options: Mapping[str, str] = field(default_factory=dict)  # for the Python-side file listing
+    # for the Python-side listing of the written files; not in the repr: it may hold credentials
+    storage_options: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 def _is_local(uri: str) -> bool:

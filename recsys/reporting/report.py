@@ -91,12 +91,13 @@ class ReportData:
     notes: Sequence[str] = ()
 
 
-def load_training_curves(artifact_path: str | None) -> dict[str, list[tuple[float, float]]]:
+def load_training_curves(artifact_path: str | None,
+                         storage_options: Mapping[str, str] | None = None) -> dict[str, list[tuple[float, float]]]:
     """``loss_curve`` and ``val_ndcg_curve`` ([[step, value], ...]) from the model's ``metrics.json``."""
     if not artifact_path:
         return {}
     try:
-        filesystem, path = resolve_filesystem(artifact_path)
+        filesystem, path = resolve_filesystem(artifact_path, storage_options)
         with filesystem.open_input_stream(path.rstrip("/") + "/metrics.json") as stream:
             data = json.loads(stream.read().decode("utf-8"))
     except (OSError, ValueError) as exc:

@@ -8,14 +8,15 @@ import logging
 import os
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from pyarrow import fs as pafs
 
 from recsys.lakehouse import Snapshot, TableStore
-from recsys.lakehouse.filesystems import resolve_filesystem
+from recsys.lakehouse.filesystems import resolve_filesystem, without_secrets
 from recsys.schemas import Tables
 from recsys.training import checkpointing as ck
 from recsys.training.encoder import load_tokenizer
@@ -117,20 +118,35 @@ def loop_config(tc: TrainConfig, snaps: dict[str, Snapshot], run_dir: str) -> di
     return {
         "train": tc,
         "train_files": sorted(examples.files),  # Petastorm shards by position: not by the log's order
-        "storage_options": dict(examples.storage_options),
+        # without credentials (Ray may persist its run config): workers use their environment's
+        "storage_options": without_secrets(examples.storage_options),
         "num_rows": examples.num_records if examples.num_records is not None else sum(sizes),
-        "item_tokens": snaps[Tables.ITEM_TOKENS],
-        "validation": snaps.get(Tables.VALIDATION_TRUTH),
+        "item_tokens": _shareable(snaps[Tables.ITEM_TOKENS]),
+        "validation": _shareable(snaps.get(Tables.VALIDATION_TRUTH)),
         "vocab_size": len(tokenizer),
         "base_model": describe_base_model(tc),
         "run_dir": run_dir,
     }
 
 
-def run_trainer(tc: TrainConfig, loop_cfg: dict[str, Any], storage_path: str, name: str) -> Any:
-    """Run ``TorchTrainer`` and return Ray's result (its ``checkpoint`` holds the final model files)."""
+def _shareable(snap: Snapshot | None) -> Snapshot | None:
+    """``snap`` without credentials in its storage options."""
+    return None if snap is None else replace(snap, storage_options=without_secrets(snap.storage_options))
+
+
+def run_trainer(tc: TrainConfig, loop_cfg: dict[str, Any], storage_path: str, name: str,
+                storage_options: Mapping[str, str] | None = None) -> Any:
+    """Run ``TorchTrainer`` and return Ray's result (its ``checkpoint`` holds the final model files).
+
+    An object-store ``storage_path`` is handed to Ray as our filesystem (Ray's own resolution refuses
+    ``s3a://`` and knows nothing of ``storage_options``).
+    """
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
+
+    storage_filesystem = None
+    if "://" in storage_path and not storage_path.startswith("file://"):
+        storage_filesystem, storage_path = resolve_filesystem(storage_path, storage_options)
 
     resources = {"CPU": tc.cpus_per_worker, **({"GPU": 1} if tc.use_gpu else {})}
     trainer = TorchTrainer(
@@ -139,7 +155,7 @@ def run_trainer(tc: TrainConfig, loop_cfg: dict[str, Any], storage_path: str, na
         scaling_config=ScalingConfig(num_workers=tc.num_workers, use_gpu=tc.use_gpu,
                                      resources_per_worker=resources),
         run_config=RunConfig(
-            name=name, storage_path=storage_path,
+            name=name, storage_path=storage_path, storage_filesystem=storage_filesystem,
             failure_config=FailureConfig(max_failures=tc.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=max(2, tc.checkpoints_to_keep)),
         ),
@@ -147,12 +163,8 @@ def run_trainer(tc: TrainConfig, loop_cfg: dict[str, Any], storage_path: str, na
     return trainer.fit()
 
 
-def _filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
-    return resolve_filesystem(uri)
-
-
 def publish_artifact(checkpoint_dir: str, tc: TrainConfig, dest: str, data_versions: dict[str, int],
-                     commit: str) -> dict[str, Any]:
+                     commit: str, storage_options: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Copy the final checkpoint's model files plus tokenizer and provenance to ``dest``."""
     with tempfile.TemporaryDirectory() as staging:
         for name in (ck.CONFIG, ck.ENCODER_CONFIG, ck.WEIGHTS, ck.METRICS):
@@ -164,7 +176,7 @@ def publish_artifact(checkpoint_dir: str, tc: TrainConfig, dest: str, data_versi
             json.dump(data_versions, fh, indent=2)
         with open(os.path.join(staging, "git_commit.txt"), "w", encoding="utf-8") as fh:
             fh.write(commit + "\n")
-        filesystem, base = _filesystem(dest)
+        filesystem, base = resolve_filesystem(dest, storage_options)
         filesystem.create_dir(base, recursive=True)
         for name in sorted(os.listdir(staging)):
             pafs.copy_files(os.path.join(staging, name), f"{base}/{name}",
@@ -187,7 +199,7 @@ def train(store: TableStore, tc: TrainConfig, versions: dict[str, int | None] | 
     log.info("training %s on %s (%d rows, %d workers)", model_version, data_versions, cfg["num_rows"],
              tc.num_workers)
     try:
-        result = run_trainer(tc, cfg, storage_path, model_version)
+        result = run_trainer(tc, cfg, storage_path, model_version, store.storage.storage_options)
     finally:
         if owns_ray:  # a Ray this job started (or joined) is released with it; one the caller started stays
             import ray
@@ -199,5 +211,6 @@ def train(store: TableStore, tc: TrainConfig, versions: dict[str, int | None] | 
         raise RuntimeError("training finished without a checkpoint")
     artifact = f"{store.root}/models/{model_version}"
     with result.checkpoint.as_directory() as directory:
-        metrics = publish_artifact(directory, tc, artifact, data_versions, git_commit())
+        metrics = publish_artifact(directory, tc, artifact, data_versions, git_commit(),
+                                   store.storage.storage_options)
     return TrainResult(model_version, artifact, metrics, data_versions)
