@@ -26,7 +26,7 @@ from pyspark.sql import types as T
 
 from recsys.etl import reasons as R
 from recsys.etl.errors import InputError
-from recsys.lakehouse.filesystems import resolve_filesystem
+from recsys.lakehouse.filesystems import resolve_filesystem, resolve_paths
 
 RAW_COLUMNS = ("source_file", "raw_parts", "parse_reason", "user_raw", "item_raw", "ts_raw", "event_raw",
                "value_raw")
@@ -97,29 +97,13 @@ def join_path(base: str, name: str) -> str:
     return f"{base.rstrip('/')}/{name}"
 
 
-def csv_header(path: str, spark: SparkSession | None = None) -> list[str]:
-    """The column names on the first line of a CSV file (decompressed by its extension); [] if empty.
-
-    Files compressed in a Hadoop framing pyarrow cannot decode (``.deflate``, ``.snappy``, ``.lz4``: what
-    Spark's own CSV writer produces with those codecs) are read through ``spark``'s Hadoop codecs, as Spark's
-    reader will read them.
-
-    Raises:
-        InputError: such a file and no ``spark``.
-    """
-    if path.lower().endswith(_HADOOP_FRAMED):
-        if spark is None:
-            raise InputError(f"CSV file {path}: its codec is only readable through Spark (Hadoop framing)")
-        first = _hadoop_first_line(spark, path)
-    else:
-        filesystem, inner = resolve_filesystem(path)
-        head = b""
-        with filesystem.open_input_stream(inner, compression="detect") as stream:
-            while b"\n" not in head and (chunk := stream.read(1 << 16)):  # the first line only
-                head += chunk
-        first = head.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
-    first = first.lstrip("\ufeff")
-    return next(csv.reader([first]), []) if first.strip() else []
+def _first_line(filesystem: pafs.FileSystem, path: str) -> str:
+    """The first line of a file, decompressed by its extension (plain, .gz, .bz2, .zst)."""
+    head = b""
+    with filesystem.open_input_stream(path, compression="detect") as stream:
+        while b"\n" not in head and (chunk := stream.read(1 << 16)):  # the first line only
+            head += chunk
+    return head.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
 
 
 def _hadoop_first_line(spark: SparkSession, path: str) -> str:
@@ -145,9 +129,36 @@ def _hadoop_first_line(spark: SparkSession, path: str) -> str:
 
 
 def csv_headers(paths: Sequence[str], spark: SparkSession | None = None) -> list[list[str]]:
-    """:func:`csv_header` of each file, read in parallel (on object stores it is latency-bound)."""
+    """The column names on the first line of each CSV file ([] for an empty one), read in parallel (on object
+    stores it is latency-bound), the files of one store through one filesystem.
+
+    Files compressed in a Hadoop framing pyarrow cannot decode (``.deflate``, ``.snappy``, ``.lz4``: what
+    Spark's own CSV writer produces with those codecs) are read through ``spark``'s Hadoop codecs, as Spark's
+    reader will read them.
+
+    Raises:
+        InputError: such a file and no ``spark``.
+    """
+    framed = [p.lower().endswith(_HADOOP_FRAMED) for p in paths]
+    if any(framed) and spark is None:
+        raise InputError(f"CSV file {paths[framed.index(True)]}: its codec is only readable through Spark "
+                         "(Hadoop framing)")
+    plain = [p for p, f in zip(paths, framed, strict=True) if not f]
+    filesystem, inner = resolve_paths(plain) if plain else (None, [])
+    where = dict(zip(plain, inner, strict=True))
+
+    def header(path: str) -> list[str]:
+        if path in where:
+            assert filesystem is not None
+            first = _first_line(filesystem, where[path])
+        else:
+            assert spark is not None
+            first = _hadoop_first_line(spark, path)
+        first = first.lstrip("\ufeff")
+        return next(csv.reader([first]), []) if first.strip() else []
+
     with ThreadPoolExecutor(max_workers=min(_HEADER_READERS, max(1, len(paths)))) as pool:
-        return list(pool.map(lambda p: csv_header(p, spark), paths))
+        return list(pool.map(header, paths))
 
 
 def require_header(frame: DataFrame, columns: Sequence[str]) -> None:

@@ -28,7 +28,7 @@ from recsys.lakehouse.errors import (
     TableNotFoundError,
     UnsupportedTableError,
 )
-from recsys.lakehouse.filesystems import resolve_filesystem
+from recsys.lakehouse.filesystems import resolve_paths
 
 log = logging.getLogger(__name__)
 _WRITE_ID = "recsys.write_id"  # commitInfo key naming the transaction, to find its version afterwards
@@ -141,8 +141,8 @@ def read_arrow(snap: Snapshot, columns: Sequence[str] | None = None) -> pa.Table
     schema = to_arrow_schema(snap.schema)
     wanted = list(columns) if columns else schema.names
     pieces = []
-    for uri, values in zip(snap.files, snap.partition_values, strict=True):
-        filesystem, path = resolve_filesystem(uri, snap.storage_options)
+    filesystem, paths = resolve_paths(snap.files, snap.storage_options) if snap.files else (None, [])
+    for path, values in zip(paths, snap.partition_values, strict=True):
         data_cols = [c for c in wanted if c not in snap.partition_columns]
         piece = pq.read_table(path, filesystem=filesystem, columns=data_cols)
         for col in snap.partition_columns:

@@ -83,8 +83,8 @@ def resolve_paths(
         raise ValueError(f"URIs of one store expected, got {sorted(stores)}")
     filesystem, _ = resolve_filesystem(uris[0], storage_options)
     scheme = stores.pop()[0]
-    if scheme in _S3_SCHEMES or scheme in ("gs", "gcs"):  # bucket/key
-        paths = [f"{urlsplit(u).netloc}{unquote(urlsplit(u).path)}".rstrip("/") for u in uris]
+    if scheme in _S3_SCHEMES or scheme in ("gs", "gcs"):
+        paths = [_bucket_key(u) for u in uris]
     elif scheme == "":  # local paths and file:// URIs: no client to build
         paths = [resolve_filesystem(u)[1] for u in uris]
     elif isinstance(filesystem, pafs.PyFileSystem):  # fsspec: its own path rule, on a cached instance
@@ -122,9 +122,14 @@ def _credentials(options: Mapping[str, str]) -> dict[str, Any]:
     return {}  # the AWS SDK's default chain (profile, instance or pod role)
 
 
-def _s3(uri: str, options: Mapping[str, str]) -> tuple[pafs.FileSystem, str]:
+def _bucket_key(uri: str) -> str:
+    """``bucket/key`` of an object-store URI (its path percent-decoded), as pyarrow's S3 and GCS name it."""
     parts = urlsplit(uri)
-    bucket, key = parts.netloc, unquote(parts.path).lstrip("/")
+    return f"{parts.netloc}/{unquote(parts.path).lstrip('/')}".rstrip("/")
+
+
+def _s3(uri: str, options: Mapping[str, str]) -> tuple[pafs.FileSystem, str]:
+    bucket = urlsplit(uri).netloc
     if not bucket:
         raise UnsupportedFilesystemError(f"{uri}: an S3 URI needs a bucket (s3a://bucket/path)")
     kwargs: dict[str, Any] = {}
@@ -140,7 +145,7 @@ def _s3(uri: str, options: Mapping[str, str]) -> tuple[pafs.FileSystem, str]:
     elif not endpoint:  # what from_uri does: ask S3 where the bucket lives
         kwargs["region"] = pafs.resolve_s3_region(bucket)
     kwargs.update(_credentials(options))
-    return pafs.S3FileSystem(**kwargs), f"{bucket}/{key}".rstrip("/")
+    return pafs.S3FileSystem(**kwargs), _bucket_key(uri)
 
 
 def _fsspec(uri: str, scheme: str, cause: Exception) -> tuple[pafs.FileSystem, str]:

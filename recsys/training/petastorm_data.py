@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from fsspec.spec import AbstractFileSystem
 
-from recsys.lakehouse.filesystems import resolve_filesystem, resolve_paths
+from recsys.lakehouse.filesystems import resolve_paths
 from recsys.schemas import PAD_ITEM, Col
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,10 @@ def to_url(path: str) -> str:
 def row_group_sizes(files: Sequence[str], storage_options: Mapping[str, str] | None = None) -> list[int]:
     """Rows of every row group of ``files``, in file order (reads footers only)."""
     sizes: list[int] = []
-    for uri in files:
-        filesystem, path = resolve_filesystem(uri, storage_options)
+    if not files:
+        return sizes
+    filesystem, paths = resolve_paths(files, storage_options)
+    for path in paths:
         with filesystem.open_input_file(path) as handle:
             meta = pq.ParquetFile(handle).metadata
             sizes.extend(meta.row_group(i).num_rows for i in range(meta.num_row_groups))
