@@ -54,3 +54,27 @@ def test_standalone_runs_the_driver_here_with_the_repo_config(tmp_path: Path) ->
     assert "--archives" not in args
     assert conf_dir == str(REPO / "conf")
     assert value_after(args, "--env") == "cluster"
+
+
+def submit_etl(tmp_path: Path, *args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    stub = bin_dir / "spark-submit"
+    stub.write_text(STUB)
+    stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
+    env = {k: v for k, v in os.environ.items() if k not in ("RECSYS_CONF_DIR", "DEPLOY_MODE", "RECSYS_PSEUDONYM_KEY")}
+    env.update(PATH=f"{bin_dir}:{env['PATH']}", STUB_OUT=str(tmp_path), SPARK_MASTER="yarn",
+               RECSYS_LAKEHOUSE="s3a://bucket/lakehouse", **({"RECSYS_PSEUDONYM_KEY": key} if key else {}))
+    return subprocess.run(["bash", str(REPO / "deploy" / "submit_etl.sh"), "--input", "s3a://raw/ml-25m", *args],
+                          env=env, cwd=tmp_path, capture_output=True, text=True)
+
+
+def test_submit_etl_takes_the_key_from_the_environment_or_a_secret_file(tmp_path: Path) -> None:
+    refused = submit_etl(tmp_path)
+    assert refused.returncode == 2 and "RECSYS_PSEUDONYM_KEY" in refused.stderr
+    assert not (tmp_path / "args").exists()
+    assert submit_etl(tmp_path, key="k3y").returncode == 0
+    (tmp_path / "args").unlink()
+    by_file = submit_etl(tmp_path, "--set", "etl.pseudonym_key_file=/mnt/secrets/recsys/key")
+    assert by_file.returncode == 0, by_file.stderr
+    assert "etl.pseudonym_key_file=/mnt/secrets/recsys/key" in (tmp_path / "args").read_text().splitlines()
