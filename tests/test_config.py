@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,14 @@ def test_override_values_parse_as_yaml() -> None:
     assert parse_override("a.b=[1, 2]") == ("a.b", [1, 2])
     assert parse_override("a.b=local[*]") == ("a.b", "local[*]")
     assert parse_override("a.b=x=y") == ("a.b", "x=y")
+
+
+@pytest.mark.parametrize("override", ["etl.mode=Incremental", "etl.source=event", "etl.time_grain=week",
+                                      "etl.missing_item_policy=drop", "etl.events.format=tsv",
+                                      "etl.implicit.weighting=scaled"])
+def test_etl_choices_are_checked_when_loaded(override: str) -> None:
+    """A misspelt choice is a configuration error naming the choices; ``etl.mode=Incremental`` used to run as a
+    full run, which replaced the interactions table with the batch."""
+    key = override.split("=", 1)[0]
+    with pytest.raises(ConfigError, match=rf"key '{re.escape(key)}' must be one of"):
+        load_config("test", [override], conf_dir=REPO_ROOT / "conf")

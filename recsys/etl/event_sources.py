@@ -39,25 +39,42 @@ def _matching(path: str, pattern: str) -> list[str]:
     return [join_path(path, n) for n in list_names(path) if fnmatch.fnmatch(n, pattern)]
 
 
-def _read_any(spark: SparkSession, paths: list[str], fmt: str, required: list[str]) -> DataFrame:
+_STRINGS = T.ArrayType(T.StringType())
+
+
+def _as_text(dtype: T.DataType, keep_array: bool) -> T.DataType:
+    """A column's type once read: a string, or (``keep_array``, an array in the source) an array of strings."""
+    return _STRINGS if keep_array and isinstance(dtype, T.ArrayType) else T.StringType()
+
+
+def _read_any(spark: SparkSession, paths: list[str], fmt: str, required: list[str], arrays: tuple[str, ...] = (),
+              multiline: bool = False) -> DataFrame:
     """Every file of ``paths`` as string columns (+ corrupt record, source file); CSV files must each name
-    the ``required`` columns on their first line."""
+    the ``required`` columns on their first line.
+
+    Args:
+        arrays: columns kept as arrays of strings where a JSON or Parquet source holds arrays (as text, a
+            JSON array would be split like a string).
+        multiline: CSV records may span lines (see ``etl.events.csv_multiline``).
+    """
     if fmt == "csv":
-        return _csv_files(spark, paths, [c for c in required if c])
+        return _csv_files(spark, paths, [c for c in required if c], multiline)
     if fmt == "json":
         frame = spark.read.json(paths)
-        schema = T.StructType([T.StructField(c, T.StringType()) for c in frame.columns if c != CORRUPT])
+        schema = T.StructType([T.StructField(f.name, _as_text(f.dataType, f.name in arrays))
+                               for f in frame.schema.fields if f.name != CORRUPT])
         schema = schema.add(CORRUPT, T.StringType())
         return (spark.read.schema(schema).option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord",
                 CORRUPT).json(paths).withColumn("source_file", file_col()))
     if fmt == "parquet":
         frame = spark.read.parquet(*paths)
-        return frame.select(*[F.col(c).cast("string").alias(c) for c in frame.columns],
+        return frame.select(*[F.col(f.name).cast(_as_text(f.dataType, f.name in arrays)).alias(f.name)
+                              for f in frame.schema.fields],
                             F.lit(None).cast("string").alias(CORRUPT), file_col().alias("source_file"))
     raise ValueError(f"etl.events.format must be csv, json or parquet, not {fmt!r}")
 
 
-def _csv_files(spark: SparkSession, paths: list[str], required: list[str]) -> DataFrame:
+def _csv_files(spark: SparkSession, paths: list[str], required: list[str], multiline: bool = False) -> DataFrame:
     """CSV files with a header line each, every file read by its own header (files may order their columns
     differently; Spark would map them all by the first file's positions).
 
@@ -72,13 +89,14 @@ def _csv_files(spark: SparkSession, paths: list[str], required: list[str]) -> Da
             raise InputError(f"CSV file {path}: its first line does not name the column(s) {missing}; every "
                              "CSV input file needs a header line (check the etl.events.*_col settings)")
         by_header.setdefault(header, []).append(path)
-    frames = [_csv_paths(spark, group, list(header)) for header, group in by_header.items()]
+    frames = [_csv_paths(spark, group, list(header), multiline) for header, group in by_header.items()]
     return functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), frames)
 
 
-def _csv_paths(spark: SparkSession, paths: list[str], columns: list[str]) -> DataFrame:
+def _csv_paths(spark: SparkSession, paths: list[str], columns: list[str], multiline: bool) -> DataFrame:
     schema = T.StructType([T.StructField(c, T.StringType()) for c in [*columns, CORRUPT]])
     return (spark.read.schema(schema).option("header", True).option("escape", '"').option("mode", "PERMISSIVE")
+            .option("multiLine", multiline)
             .option("columnNameOfCorruptRecord", CORRUPT).csv(paths).withColumn("source_file", file_col())
             .withColumn(HEADER, F.array(*[F.lit(c) for c in columns])))
 
@@ -115,7 +133,7 @@ def read_events(spark: SparkSession, path: str, cfg: EventsConfig) -> RawInterac
     if not paths:
         raise InputError(f"no event files matching {cfg.interactions!r} under {path}")
     required = [cfg.user_col, cfg.item_col, cfg.timestamp_col, cfg.event_type_col, cfg.value_col]
-    frame = _read_any(spark, paths, cfg.format, required)
+    frame = _read_any(spark, paths, cfg.format, required, multiline=cfg.csv_multiline)
     data_cols = _data_columns(frame)
     _missing_columns(required, data_cols, "event")
     if cfg.format == "csv":
@@ -158,19 +176,19 @@ def read_events(spark: SparkSession, path: str, cfg: EventsConfig) -> RawInterac
     return RawInteractions(out, cfg.timestamp_format, ".+", None, render)
 
 
-def _dimension(spark: SparkSession, path: str, pattern: str, fmt: str,
-               id_col: str) -> tuple[DataFrame, list[str]] | None:
-    """The files of a dimension table (``pattern`` under ``path``) read as ``fmt``, and their data columns;
-    None when there are none."""
+def _dimension(spark: SparkSession, path: str, pattern: str, cfg: EventsConfig, id_col: str,
+               arrays: tuple[str, ...] = ()) -> tuple[DataFrame, list[str]] | None:
+    """The files of a dimension table (``pattern`` under ``path``) read as ``cfg.format``, and their data
+    columns; None when there are none."""
     paths = _matching(path, pattern)
     if not paths:
         return None
-    raw = _read_any(spark, paths, fmt, [id_col])
+    raw = _read_any(spark, paths, cfg.format, [id_col], arrays, cfg.csv_multiline)
     return raw, _data_columns(raw)
 
 
 def read_events_catalog(spark: SparkSession, path: str, cfg: EventsConfig) -> RawCatalog | None:
-    found = _dimension(spark, path, cfg.items, cfg.format, cfg.item_id_col)
+    found = _dimension(spark, path, cfg.items, cfg, cfg.item_id_col, arrays=(cfg.item_categories_col,))
     if found is None:
         return None
     raw, cols = found
@@ -178,11 +196,16 @@ def read_events_catalog(spark: SparkSession, path: str, cfg: EventsConfig) -> Ra
     def opt(name: str) -> Column:
         return F.col(name) if name and name in cols else F.lit(None).cast("string")
 
-    categories = F.filter(F.split(F.coalesce(opt(cfg.item_categories_col), F.lit("")),
-                                  regex_literal(cfg.categories_separator)), lambda g: F.trim(g) != "")
+    listed = cfg.item_categories_col in cols and raw.schema[cfg.item_categories_col].dataType == _STRINGS
+    categories = F.filter(
+        F.coalesce(F.col(cfg.item_categories_col), F.array().cast(_STRINGS)) if listed
+        else F.split(F.coalesce(opt(cfg.item_categories_col), F.lit("")), regex_literal(cfg.categories_separator)),
+        lambda g: g.isNotNull() & (F.trim(g) != ""))
     items = raw.select(
         F.trim(opt(cfg.item_id_col)).alias("item_raw"), opt(cfg.item_title_col).alias("title"),
-        opt(cfg.item_description_col).alias("description"), F.transform(categories, F.trim).alias("categories"),
+        opt(cfg.item_description_col).alias("description"),
+        # a lambda: given F.trim itself, transform passes each element's position as the characters to trim
+        F.transform(categories, lambda g: F.trim(g)).alias("categories"),
         F.coalesce(opt(cfg.item_year_col), F.lit("")).alias("year_raw"), "source_file",
         F.coalesce(F.col(CORRUPT), F.to_json(F.struct(*cols))).alias("raw_record"),
         parse_reason(cols).alias("parse_reason"))
@@ -190,7 +213,7 @@ def read_events_catalog(spark: SparkSession, path: str, cfg: EventsConfig) -> Ra
 
 
 def read_events_users(spark: SparkSession, path: str, cfg: EventsConfig) -> DataFrame | None:
-    found = _dimension(spark, path, cfg.users, cfg.format, cfg.user_id_col)
+    found = _dimension(spark, path, cfg.users, cfg, cfg.user_id_col)
     if found is None:
         return None
     raw, cols = found

@@ -253,10 +253,20 @@ def tag_quarantine(tags: DataFrame, key: bytes, run_id: str, run_date: dt.date) 
                            run_date)
 
 
+CATALOG_FIELDS = ("title", "description", "categories", "year", "tags")
+
+
+def catalogued() -> Column:
+    """Whether a row of the ``items`` table came with catalog fields (:func:`build_items` leaves them all empty
+    for an item only the events named)."""
+    return (F.col("title").isNotNull() | F.col("description").isNotNull() | F.col("year").isNotNull()
+            | (F.size("categories") > 0) | (F.size("tags") > 0))
+
+
 def build_items(good_catalog: DataFrame | None, item_index: DataFrame, existing_items: DataFrame | None,
                 template: str) -> DataFrame:
     """The ``items`` table: every indexed item, with catalog fields (new catalog wins) and ``text``."""
-    fields = ["title", "description", "categories", "year", "tags"]
+    fields = list(CATALOG_FIELDS)
     if good_catalog is not None:
         catalog = good_catalog.select(F.col("item_raw").alias(S.Col.ITEM_ID), *fields)
         if existing_items is not None:

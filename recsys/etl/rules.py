@@ -30,11 +30,16 @@ NUMERIC_ID = "^[0-9]+$"
 def parse_timestamp(raw: Column, ts_format: str) -> Column:
     """String -> timestamp by ``ts_format``; null when unparsable (never an error under ANSI mode)."""
     if ts_format in ("epoch_s", "epoch_ms"):
-        number = raw.try_cast("double")
-        limit = 1e11 if ts_format == "epoch_s" else 1e14
-        ok = number.isNotNull() & (F.abs(number) < F.lit(limit))
-        seconds = F.when(ok, number if ts_format == "epoch_s" else number / 1000.0)
-        return F.when(ok, F.timestamp_seconds(seconds.cast("long"))).otherwise(F.lit(None).cast("timestamp"))
+        seconds = ts_format == "epoch_s"
+        number = raw.try_cast("double")  # the range check (also accepts exponents: 1.7e9)
+        ok = number.isNotNull() & (F.abs(number) < F.lit(1e11 if seconds else 1e14))
+        # Exact to the microsecond (Spark's precision): whole numbers, the usual case, as they are; others
+        # (fractions, exponents) through a decimal, never a double (which merged events milliseconds apart).
+        whole = raw.try_cast("long")
+        from_whole = F.timestamp_seconds(whole) if seconds else F.timestamp_millis(whole)
+        micros = F.floor(raw.try_cast("decimal(28,9)") * F.lit(1_000_000 if seconds else 1_000)).cast("long")
+        exact = F.when(whole.isNotNull(), from_whole).otherwise(F.timestamp_micros(micros))
+        return F.when(ok, exact).otherwise(F.lit(None).cast("timestamp"))
     if ts_format == "iso":
         return F.try_to_timestamp(raw)
     return F.try_to_timestamp(raw, F.lit(ts_format))

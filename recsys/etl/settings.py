@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,7 @@ class ImplicitConfig:
 
     min_rating: float = 3.5
     # "binary": positives weigh positive_weight; "rating": positives weigh rating / rating_max.
-    weighting: str = "binary"
+    weighting: Literal["binary", "rating"] = "binary"
     positive_weight: float = 1.0
     # Weight of accepted ratings below min_rating (kept in `interactions`; 0 = not a positive).
     negative_weight: float = 0.0
@@ -36,7 +37,7 @@ class KCoreConfig:
 class EventsConfig:
     """Generic event logs under ``--input``: file or folder names (globs allowed) and column mappings."""
 
-    format: str = "csv"  # csv | json | parquet
+    format: Literal["csv", "json", "parquet"] = "csv"
     interactions: str = "events*"
     items: str = "items*"
     users: str = "users*"
@@ -52,7 +53,10 @@ class EventsConfig:
     item_description_col: str = "description"
     item_categories_col: str = "categories"
     item_year_col: str = ""
-    categories_separator: str = "|"
+    categories_separator: str = "|"  # of a string categories column (a JSON/Parquet array is taken as it is)
+    # CSV only: quoted fields may span lines (RFC 4180). Each file is then read by one task, and a stray quote
+    # turns the rest of its file into one malformed record. Off: such a record is quarantined line by line.
+    csv_multiline: bool = False
     user_id_col: str = "user_id"
 
 
@@ -60,20 +64,21 @@ class EventsConfig:
 class EtlConfig:
     """ETL settings (every cleaning rule is configurable)."""
 
-    source: str = "movielens"  # movielens | events
-    mode: str = "full"  # full | incremental
+    # Defaults of `recsys etl --source/--mode` (an unknown value is a configuration error, not a full run).
+    source: Literal["movielens", "events"] = "movielens"
+    mode: Literal["full", "incremental"] = "full"
     # Secret file holding the HMAC key (used when $RECSYS_PSEUDONYM_KEY is unset); "" = none.
     pseudonym_key_file: str = ""
     # Create a random key file (mode 0600) when missing: local demo only.
     create_key_if_missing: bool = False
-    time_grain: str = "month"  # event_period grain: year | month | day
+    time_grain: Literal["year", "month", "day"] = "month"  # event_period grain
     min_timestamp: str = "1995-01-01"
     rating_min: float = 0.5
     rating_max: float = 5.0
     max_field_length: int = 1000
     # Users with more events than this on any single day are quarantined as bots (reason bot_user).
     bot_max_events_per_day: int = 5000
-    missing_item_policy: str = "quarantine"  # quarantine | keep (item gets empty text)
+    missing_item_policy: Literal["quarantine", "keep"] = "quarantine"  # keep: the item gets empty text
     # Generic events: event type -> weight; types not listed are quarantined (unknown_event_type).
     event_weights: Mapping[str, float] = field(default_factory=lambda: MappingProxyType(
         {"view": 0.5, "click": 1.0, "add_to_cart": 2.0, "purchase": 3.0, "rating": 1.0}))

@@ -291,8 +291,10 @@ def _csv(spark: SparkSession, path: str, columns: list[str], sep: str, encoding:
 
 
 def parse_reason(columns: list[str]) -> Column:
+    """malformed_record for a corrupt record, undecodable_bytes when a field (a string or an array of strings)
+    holds the replacement character."""
     return (F.when(F.col(CORRUPT).isNotNull(), F.lit(R.MALFORMED))
-            .when(F.concat_ws("", *[F.coalesce(F.col(c), F.lit("")) for c in columns]).contains("\ufffd"),
+            .when(F.concat_ws("", *[F.col(c) for c in columns]).contains("\ufffd"),  # skips nulls
                   F.lit(R.UNDECODABLE)))
 
 

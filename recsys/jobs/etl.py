@@ -163,7 +163,10 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
             cached.append(tags)
             catalog_rejects = catalog_rejects.unionByName(P.tag_quarantine(tags, key, spec.run_id, spec.run_date))
     catalog_ids = good_catalog.select("item_raw") if good_catalog is not None else None
-    if existing_items is not None and spec.mode == "incremental":
+    # The missing-item rule needs a catalog: this run's, or one earlier runs loaded (the items they catalogued).
+    # A lakehouse that never had one indexes new items from the events, incremental runs included.
+    if existing_items is not None and spec.mode == "incremental" and (
+            catalog_ids is not None or existing_items.where(P.catalogued()).limit(1).count()):
         old_ids = existing_items.select(F.col(S.Col.ITEM_ID).alias("item_raw"))
         catalog_ids = old_ids if catalog_ids is None else catalog_ids.unionByName(old_ids)
 
