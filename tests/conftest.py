@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +35,20 @@ def spark(base_config: AppConfig) -> Iterator[SparkSession]:
     session = get_spark(base_config.spark)
     yield session
     session.stop()
+
+
+@pytest.fixture()
+def new_york() -> Iterator[None]:
+    """The driver's local time zone set to America/New_York (UTC-5/-4) for the test."""
+    previous = os.environ.get("TZ")
+    os.environ["TZ"] = "America/New_York"
+    time.tzset()
+    yield
+    if previous is None:
+        os.environ.pop("TZ")
+    else:
+        os.environ["TZ"] = previous
+    time.tzset()
 
 
 @pytest.fixture()

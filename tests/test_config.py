@@ -114,3 +114,14 @@ def test_etl_choices_are_checked_when_loaded(override: str) -> None:
     key = override.split("=", 1)[0]
     with pytest.raises(ConfigError, match=rf"key '{re.escape(key)}' must be one of"):
         load_config("test", [override], conf_dir=REPO_ROOT / "conf")
+
+
+@pytest.mark.parametrize(("template", "problem"), [
+    ("{title}[ ({year})", "not closed"), ("{title} ({year})]", "closes no"), ("[{title}[ x]]", "do not nest"),
+    ("{title}. {genre}", "unknown field"),
+])
+def test_text_template_is_checked_when_loaded(tmp_path: Path, template: str, problem: str) -> None:
+    """A stray bracket used to vanish from every item's text; an unknown field failed only inside the job."""
+    conf = write_conf(tmp_path, {"base/etl.yaml": f"etl:\n  text_template: {template!r}\n"})
+    with pytest.raises(ConfigError, match=problem):
+        load_config(None, conf_dir=conf)

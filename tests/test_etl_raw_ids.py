@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -183,19 +180,6 @@ def test_rfc4180_doubled_quotes(spark: SparkSession, tmp_path: Path) -> None:
     assert row["quarantine_by_reason"] == {} and row["accepted"] == 1
     item = store.read("items").first()
     assert item is not None and (item.title, item.year) == ('Foo "Bar", The', 1999)
-
-
-@pytest.fixture()
-def new_york() -> Iterator[None]:
-    previous = os.environ.get("TZ")
-    os.environ["TZ"] = "America/New_York"
-    time.tzset()
-    yield
-    if previous is None:
-        os.environ.pop("TZ")
-    else:
-        os.environ["TZ"] = previous
-    time.tzset()
 
 
 def test_run_date_cutoff_is_utc_whatever_the_driver_zone(spark: SparkSession, tmp_path: Path, new_york: None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -38,4 +39,20 @@ def test_synth_then_etl(spark: SparkSession, tmp_path: Path, monkeypatch: pytest
     write_dataset(spark, SynthSpec(30, 20, 300, seed=1), str(tmp_path / "ev"), "events")
     events = spark.read.option("header", True).csv(str(tmp_path / "ev" / "events.csv"))
     assert events.columns == ["user_id", "item_id", "timestamp", "event_type"] and events.count() == 300
-    assert spark.read.option("header", True).csv(str(tmp_path / "ev" / "items.csv")).count() == 20
+    # the ETL reads the folders Spark wrote (events.csv/part-*.csv), headers checked file by file
+    row, store = run(spark, tmp_path / "lh-ev", tmp_path / "ev", source="events")
+    assert row["invariant_ok"] and row["input_rows"] == 300 and row["quarantined"] == 0
+    assert row["accepted"] + row["duplicates_removed"] == 300
+    items = store.read("items").collect()
+    assert len(items) <= 20 and all(i.year is not None and f"({i.year})" in i.text for i in items)
+
+
+def test_same_data_for_a_seed_whatever_the_driver_zone(spark: SparkSession, new_york: None,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Timestamps count from 2015-01-01 UTC, not from midnight in the driver's zone (5 hours later here)."""
+    spec = SynthSpec(5, 5, 50, seed=2, partitions=1)
+    in_new_york = synth_interactions(spark, spec).collect()
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    assert synth_interactions(spark, spec).collect() == in_new_york
+    assert min(r.ts for r in in_new_york) >= 1420070400

@@ -184,7 +184,12 @@ def _build(cls: type[T], data: Mapping[str, Any], prefix: str, origin: Mapping[s
     ]
     if missing:
         raise ConfigError(f"missing required key(s) {', '.join(prefix + m for m in missing)}")
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # a section's own checks (__post_init__): a configuration error too
+        raise ConfigError(f"section {prefix.rstrip('.') or 'top level'!r}: {exc}") from exc
 
 
 def load_tree(conf_dir: Path, env: str | None, overrides: Iterable[str] = ()) -> tuple[dict[str, Any],

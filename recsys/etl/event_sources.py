@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 
+from pyarrow import fs as pafs
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -26,7 +27,7 @@ from recsys.etl.sources import (
     csv_headers,
     file_col,
     join_path,
-    list_names,
+    list_entries,
     parse_reason,
     regex_literal,
     user_field_render,
@@ -36,7 +37,26 @@ from recsys.etl.sources import (
 
 
 def _matching(path: str, pattern: str) -> list[str]:
-    return [join_path(path, n) for n in list_names(path) if fnmatch.fnmatch(n, pattern)]
+    """The files matching ``pattern`` directly under ``path``. A matching folder (what Spark writes, e.g.
+    ``events.csv/`` of ``recsys synth``) stands for the files directly in it; empty files hold no rows.
+
+    Raises:
+        InputError: a matching folder holds folders (a partitioned layout, which is not read).
+    """
+    found: list[str] = []
+    for entry in list_entries(path):
+        if not fnmatch.fnmatch(entry.base_name, pattern):
+            continue
+        where = join_path(path, entry.base_name)
+        if entry.type != pafs.FileType.Directory:
+            found += [where] if entry.size else []
+            continue
+        inner = list_entries(where)
+        if nested := [i.base_name for i in inner if i.type == pafs.FileType.Directory]:
+            raise InputError(f"input folder {where} holds folders ({', '.join(nested[:3])}): only files directly "
+                             "in it are read; point --input and the etl.events patterns at the files")
+        found += [join_path(where, i.base_name) for i in inner if i.size]
+    return found
 
 
 _STRINGS = T.ArrayType(T.StringType())

@@ -16,19 +16,10 @@ from recsys import schemas as S
 from recsys.etl import reasons as R
 from recsys.etl.activity import mark_bots, mark_k_core, mark_missing_items
 from recsys.etl.dedup import by_user, collapse, event_type, expand_copies, narrow
-from recsys.etl.items import (
-    render_text,
-    split_title,
-    tag_raw_record,
-    tag_user_field,
-    top_tags,
-    validate_catalog,
-    validate_tags,
-)
 from recsys.etl.pseudonymize import pseudonymize
 from recsys.etl.rules import mark_duplicate_ids, normalize_id, validate
 from recsys.etl.settings import EtlConfig
-from recsys.etl.sources import RawCatalog, RawInteractions
+from recsys.etl.sources import RawInteractions
 
 GRAIN_FORMATS = {"year": "yyyy", "month": "yyyy-MM", "day": "yyyy-MM-dd"}
 
@@ -221,68 +212,6 @@ def interaction_quarantine(classified: DataFrame, row_rejects: bool, recovered: 
         rows = rows.unionByName(recovered.select(*columns))
     rows = rows.withColumn("_pseudonym", pseudonymize(F.nullif(F.col("user_raw"), F.lit("")), key))
     return quarantine_rows(rows, R.ENTITY_INTERACTIONS, raw.render_raw(F.col("_pseudonym")), run_id, run_date)
-
-
-def checked_catalog(catalog: RawCatalog, id_pattern: str,
-                    cfg: EtlConfig) -> tuple[DataFrame, DataFrame | None]:
-    """(validated catalog rows, ``reason`` null = good, with title/year split and top tags; every tag row
-    checked by :func:`checked_tags`, or None without a tag file)."""
-    items = split_title(validate_catalog(catalog.items, id_pattern, cfg.max_field_length))
-    if catalog.tags is None:
-        return items.withColumn("tags", F.lit(None).cast("array<string>")), None
-    good_ids = items.where(F.col("reason").isNull()).select("item_raw")
-    tags = checked_tags(catalog.tags, good_ids, id_pattern, cfg)
-    return items.join(top_tags(tags, cfg.top_tags), "item_raw", "left"), tags
-
-
-def checked_tags(tags: DataFrame, catalog_ids: DataFrame, id_pattern: str, cfg: EtlConfig) -> DataFrame:
-    """Every tag row with ``reason`` (null = used): row rules, then item_not_in_catalog for tags of items that
-    are not good catalog rows (``catalog_ids``: item_raw)."""
-    checked = validate_tags(tags, id_pattern, cfg.max_field_length)
-    known = catalog_ids.distinct().withColumn("_known", F.lit(True))
-    joined = checked.join(known, "item_raw", "left")
-    unknown = F.col("reason").isNull() & F.col("_known").isNull()
-    return joined.withColumn("reason", F.when(unknown, F.lit(R.UNKNOWN_ITEM)).otherwise(F.col("reason"))).drop(
-        "_known")
-
-
-def tag_quarantine(tags: DataFrame, key: bytes, run_id: str, run_date: dt.date) -> DataFrame:
-    """Rejected tag rows (from :func:`checked_tags`); the user field of each raw record is its pseudonym."""
-    rejected = tags.where(F.col("reason").isNotNull())
-    return quarantine_rows(rejected, R.ENTITY_TAGS, tag_raw_record(pseudonymize(tag_user_field(), key)), run_id,
-                           run_date)
-
-
-CATALOG_FIELDS = ("title", "description", "categories", "year", "tags")
-
-
-def catalogued() -> Column:
-    """Whether a row of the ``items`` table came with catalog fields (:func:`build_items` leaves them all empty
-    for an item only the events named)."""
-    return (F.col("title").isNotNull() | F.col("description").isNotNull() | F.col("year").isNotNull()
-            | (F.size("categories") > 0) | (F.size("tags") > 0))
-
-
-def build_items(good_catalog: DataFrame | None, item_index: DataFrame, existing_items: DataFrame | None,
-                template: str) -> DataFrame:
-    """The ``items`` table: every indexed item, with catalog fields (new catalog wins) and ``text``."""
-    fields = list(CATALOG_FIELDS)
-    if good_catalog is not None:
-        catalog = good_catalog.select(F.col("item_raw").alias(S.Col.ITEM_ID), *fields)
-        if existing_items is not None:
-            older = existing_items.select(S.Col.ITEM_ID, *fields).join(catalog.select(S.Col.ITEM_ID),
-                                                                       S.Col.ITEM_ID, "left_anti")
-            catalog = catalog.unionByName(older)
-    elif existing_items is not None:
-        catalog = existing_items.select(S.Col.ITEM_ID, *fields)
-    else:
-        catalog = item_index.sparkSession.createDataFrame([], S.ITEMS).select(S.Col.ITEM_ID, *fields)
-    rows = item_index.select(S.Col.ITEM_ID, S.Col.ITEM_IDX).join(catalog, S.Col.ITEM_ID, "left")
-    rows = rows.withColumn("categories", F.coalesce("categories", F.array().cast("array<string>"))).withColumn(
-        "tags", F.coalesce("tags", F.array().cast("array<string>")))
-    rows = rows.withColumn(S.Col.TEXT, F.when(F.col("title").isNull() & F.col("description").isNull(),
-                                              F.lit("")).otherwise(render_text(template)))
-    return conform(rows, S.ITEMS)
 
 
 def user_stats(summary: DataFrame, users: DataFrame) -> DataFrame:

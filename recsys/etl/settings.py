@@ -6,10 +6,30 @@ secret file named by ``pseudonym_key_file``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
+
+# The fields ``etl.text_template`` may name (rendered by recsys.etl.items.render_text).
+TEXT_TEMPLATE_FIELDS = ("title", "year", "genres", "categories", "tags", "description", "item_id")
+
+
+def check_text_template(template: str) -> None:
+    """Raise ValueError unless ``template``'s ``[...]`` parts are closed and not nested and every ``{field}`` is
+    one of :data:`TEXT_TEMPLATE_FIELDS` (a stray bracket would be dropped from every item's text)."""
+    depth = 0
+    for pos, char in enumerate(template):
+        if char == "[" and depth:
+            raise ValueError(f"etl.text_template: '[' at {pos} inside another [...] part (parts do not nest)")
+        if char == "]" and not depth:
+            raise ValueError(f"etl.text_template: ']' at {pos} closes no [...] part")
+        depth += {"[": 1, "]": -1}.get(char, 0)
+    if depth:
+        raise ValueError("etl.text_template: a [...] part is not closed")
+    if unknown := sorted(set(re.findall(r"\{(\w+)\}", template)) - set(TEXT_TEMPLATE_FIELDS)):
+        raise ValueError(f"etl.text_template: unknown field(s) {unknown}; known: {list(TEXT_TEMPLATE_FIELDS)}")
 
 
 @dataclass(frozen=True)
@@ -52,7 +72,7 @@ class EventsConfig:
     item_title_col: str = "title"
     item_description_col: str = "description"
     item_categories_col: str = "categories"
-    item_year_col: str = ""
+    item_year_col: str = "year"
     categories_separator: str = "|"  # of a string categories column (a JSON/Parquet array is taken as it is)
     # CSV only: quoted fields may span lines (RFC 4180). Each file is then read by one task, and a stray quote
     # turns the rest of its file into one malformed record. Off: such a record is quarantined line by line.
@@ -111,3 +131,4 @@ class EtlConfig:
                                  f"({key!r}; event types are matched case-insensitively)")
             weights[key] = float(weight)
         object.__setattr__(self, "event_weights", MappingProxyType(weights))
+        check_text_template(self.text_template)

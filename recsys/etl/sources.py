@@ -78,19 +78,26 @@ class RawInteractions:
 
 @dataclass(frozen=True)
 class RawCatalog:
-    """Items: item_raw, title, description, categories (array), year_raw, source_file, raw_record,
-    parse_reason; ``tags`` (or None): every row of the tag file as item_raw, tag, user_raw, timestamp_raw,
-    source_file, corrupt_record (the line when unparsable) and parse_reason."""
+    """``items`` (or None without a catalog file): item_raw, title, description, categories (array), year_raw,
+    source_file, raw_record, parse_reason; ``tags`` (or None without a tag file): every row of the tag file as
+    item_raw, tag, user_raw, timestamp_raw, source_file, corrupt_record (the line when unparsable) and
+    parse_reason."""
 
-    items: DataFrame
+    items: DataFrame | None
     tags: DataFrame | None
+
+
+def list_entries(path: str) -> list[pafs.FileInfo]:
+    """The entries directly under ``path`` (local path or URI), by name; hidden ones (``.``, ``_``: Spark's
+    ``_SUCCESS``, checksum files) left out."""
+    filesystem, base = resolve_filesystem(path)
+    infos = filesystem.get_file_info(pafs.FileSelector(base, allow_not_found=True))
+    return sorted((i for i in infos if not i.base_name.startswith((".", "_"))), key=lambda i: i.base_name)
 
 
 def list_names(path: str) -> list[str]:
     """Names of the entries directly under ``path`` (local path or URI)."""
-    filesystem, base = resolve_filesystem(path)
-    infos = filesystem.get_file_info(pafs.FileSelector(base, allow_not_found=True))
-    return sorted(i.base_name for i in infos if not i.base_name.startswith((".", "_")))
+    return [i.base_name for i in list_entries(path)]
 
 
 def join_path(base: str, name: str) -> str:
@@ -204,7 +211,7 @@ def _text_lines(spark: SparkSession, path: str, encoding: str, header: str | Non
         lines = lines.select(F.make_valid_utf8("line").alias("line"), "source_file",
                              F.is_valid_utf8("line").alias("decodable"))
     if header is not None:
-        lines = lines.where(F.col("line") != F.lit(header))
+        lines = lines.where(F.col("line") != F.lit(header))  # Hadoop's line reader drops a UTF-8 BOM
     return lines
 
 
@@ -298,7 +305,15 @@ def parse_reason(columns: list[str]) -> Column:
                   F.lit(R.UNDECODABLE)))
 
 
-def read_movielens_catalog(spark: SparkSession, path: str, layout: Layout) -> RawCatalog:
+def read_movielens_catalog(spark: SparkSession, path: str, layout: Layout) -> RawCatalog | None:
+    """The movie and tag files present under ``path`` (None: neither; a tag file may come alone)."""
+    names = set(list_names(path))
+    items = _movielens_movies(spark, path, layout) if layout.movies in names else None
+    tags = _movielens_tags(spark, join_path(path, layout.tags)) if layout.tags and layout.tags in names else None
+    return None if items is None and tags is None else RawCatalog(items, tags)
+
+
+def _movielens_movies(spark: SparkSession, path: str, layout: Layout) -> DataFrame:
     movies = join_path(path, layout.movies)
     if layout.name == "ml-100k":
         cols = ["item_raw", "title", "release_date", "video_date", "url", *[f"g{i}" for i in range(19)]]
@@ -325,16 +340,18 @@ def read_movielens_catalog(spark: SparkSession, path: str, layout: Layout) -> Ra
         F.coalesce(F.col(CORRUPT), F.concat_ws(sep, *[F.coalesce(F.col(c), F.lit("")) for c in cols]))
         .alias("raw_record"),
         parse_reason(cols).alias("parse_reason"))
-    tags = None
-    if layout.tags and layout.tags in set(list_names(path)):
-        tag_columns = ["userId", "movieId", "tag", "timestamp"]
-        tag_raw = _csv(spark, join_path(path, layout.tags), tag_columns, ",", "UTF-8", header=True, quoted=True)
-        require_header(tag_raw, tag_columns)
-        tags = tag_raw.select(
-            F.col("movieId").alias("item_raw"), "tag", F.col("userId").alias("user_raw"),
-            F.col("timestamp").alias("timestamp_raw"), "source_file", F.col(CORRUPT).alias("corrupt_record"),
-            parse_reason(["userId", "movieId", "tag", "timestamp"]).alias("parse_reason"))
-    return RawCatalog(items, tags)
+    return items
+
+
+def _movielens_tags(spark: SparkSession, tags_path: str) -> DataFrame:
+    """``tags.csv`` (ml-latest layouts) -> the tag rows of :class:`RawCatalog`."""
+    tag_columns = ["userId", "movieId", "tag", "timestamp"]
+    tag_raw = _csv(spark, tags_path, tag_columns, ",", "UTF-8", header=True, quoted=True)
+    require_header(tag_raw, tag_columns)
+    return tag_raw.select(
+        F.col("movieId").alias("item_raw"), "tag", F.col("userId").alias("user_raw"),
+        F.col("timestamp").alias("timestamp_raw"), "source_file", F.col(CORRUPT).alias("corrupt_record"),
+        parse_reason(tag_columns).alias("parse_reason"))
 
 
 def read_movielens_users(spark: SparkSession, path: str, layout: Layout) -> DataFrame | None:

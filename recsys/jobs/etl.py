@@ -38,6 +38,7 @@ from pyspark.sql import functions as F
 
 from recsys import schemas as S
 from recsys.data import SAMPLE_DIR
+from recsys.etl import catalog as C
 from recsys.etl import event_sources, sources
 from recsys.etl import history as H
 from recsys.etl import pipeline as P
@@ -46,6 +47,7 @@ from recsys.etl.activity import LATE_REASONS, bot_candidates, bot_users
 from recsys.etl.dedup import EVENT_KEY, recover_raw
 from recsys.etl.errors import InputError
 from recsys.etl.indexing import extend_index
+from recsys.etl.items import top_tags
 from recsys.etl.pseudonymize import load_key
 from recsys.etl.run_spec import RunSpec, file_sizes, make_run_id
 from recsys.etl.settings import EtlConfig
@@ -127,8 +129,7 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     if spec.source == "movielens":
         layout = sources.detect_layout(spec.input_path)
         raw = sources.read_movielens_interactions(spark, spec.input_path, layout)
-        names = set(sources.list_names(spec.input_path))
-        catalog = sources.read_movielens_catalog(spark, spec.input_path, layout) if layout.movies in names else None
+        catalog = sources.read_movielens_catalog(spark, spec.input_path, layout)
         users_raw = sources.read_movielens_users(spark, spec.input_path, layout)
         log.info("MovieLens layout %s at %s", layout.name, spec.input_path)
     else:
@@ -149,24 +150,26 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     existing_items = _read_pinned(store, Schema.ITEMS, pinned)
 
     good_catalog: DataFrame | None = None
-    catalog_rejects: DataFrame | None = None
+    batch_tags: DataFrame | None = None
+    rejected_dims: list[DataFrame] = []  # quarantine rows of the catalog and tag files
     cached: list[DataFrame] = []
-    if catalog is not None:
-        checked, tags = P.checked_catalog(catalog, id_pattern, cfg)
-        checked = checked.persist(StorageLevel.MEMORY_AND_DISK)
+    if catalog is not None and catalog.items is not None:
+        checked = C.checked_items(catalog.items, id_pattern, cfg).persist(StorageLevel.MEMORY_AND_DISK)
         cached.append(checked)
         good_catalog = checked.where(F.col("reason").isNull())
-        catalog_rejects = P.quarantine_rows(checked.where(F.col("reason").isNotNull()), R.ENTITY_ITEMS,
-                                            F.col("raw_record"), spec.run_id, spec.run_date)
-        if tags is not None:  # read once: feeds the items' top tags and the tags' quarantine rows
-            tags = tags.persist(StorageLevel.MEMORY_AND_DISK)
-            cached.append(tags)
-            catalog_rejects = catalog_rejects.unionByName(P.tag_quarantine(tags, key, spec.run_id, spec.run_date))
+        rejected_dims.append(P.quarantine_rows(checked.where(F.col("reason").isNotNull()), R.ENTITY_ITEMS,
+                                               F.col("raw_record"), spec.run_id, spec.run_date))
+    if catalog is not None and catalog.tags is not None:  # read once: top tags and the tags' quarantine rows
+        tags = C.checked_tags(catalog.tags, C.known_items(good_catalog, existing_items), id_pattern, cfg).persist(
+            StorageLevel.MEMORY_AND_DISK)
+        cached.append(tags)
+        batch_tags = top_tags(tags, cfg.top_tags)
+        rejected_dims.append(C.tag_quarantine(tags, key, id_pattern, spec.run_id, spec.run_date))
     catalog_ids = good_catalog.select("item_raw") if good_catalog is not None else None
     # The missing-item rule needs a catalog: this run's, or one earlier runs loaded (the items they catalogued).
     # A lakehouse that never had one indexes new items from the events, incremental runs included.
     if existing_items is not None and spec.mode == "incremental" and (
-            catalog_ids is not None or existing_items.where(P.catalogued()).limit(1).count()):
+            catalog_ids is not None or existing_items.where(C.catalogued()).limit(1).count()):
         old_ids = existing_items.select(F.col(S.Col.ITEM_ID).alias("item_raw"))
         catalog_ids = old_ids if catalog_ids is None else catalog_ids.unionByName(old_ids)
 
@@ -266,7 +269,7 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
     written_at[Schema.ITEM_INDEX] = store.write(P.conform(item_index, S.ITEM_INDEX), Schema.ITEM_INDEX,
                                                 mode="overwrite", read_version=pinned[Schema.ITEM_INDEX])
     item_index = store.read(Schema.ITEM_INDEX, written_at[Schema.ITEM_INDEX])
-    items = P.build_items(good_catalog, item_index, existing_items, cfg.text_template)
+    items = C.build_items(good_catalog, batch_tags, item_index, existing_items, cfg.text_template)
     store.write(items, Schema.ITEMS, mode="overwrite", read_version=pinned[Schema.ITEMS])
 
     # Facts: one period's rows go to few tasks (few files per period).
@@ -319,8 +322,8 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
         attributes = user_rows.select(S.Col.USER_ID, "attributes")
         rejected = rejected.unionByName(user_rejects).unionByName(
             P.users_without_events(user_rows, user_stats, spec.run_id, spec.run_date))
-    if catalog_rejects is not None:
-        rejected = rejected.unionByName(catalog_rejects)
+    for dimension_rejects in rejected_dims:
+        rejected = rejected.unionByName(dimension_rejects)
     if (old_quarantine := _read_pinned(store, Schema.QUARANTINE, pinned)) is not None:
         others = old_quarantine.where(
             (F.col(S.Col.RUN_DATE) == F.lit(spec.run_date)) & (F.col(S.Col.RUN_ID) != spec.run_id))

@@ -34,7 +34,7 @@ VOCABULARY = (
     ("broadway", "melody", "stage", "chorus", "rhythm", "band"),
     ("mob", "cartel", "undercover", "precinct", "ransom", "syndicate"),
 )
-START = dt.datetime(2015, 1, 1)
+START = dt.datetime(2015, 1, 1, tzinfo=dt.timezone.utc)  # aware: the same epoch seconds in every zone
 SPAN_S = 8 * 365 * 86400
 
 
