@@ -18,7 +18,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 key_file_named() {  # a key file named by an argument (--set etl.pseudonym_key_file=PATH) or the cluster overlay
   local arg
   for arg in "$@"; do [[ "$arg" == *etl.pseudonym_key_file=?* ]] && return 0; done
-  grep -Eq "^[[:space:]]*pseudonym_key_file:[[:space:]]*[\"']?[^\"'[:space:]#]" "$here/../conf/cluster/etl.yaml"
+  grep -Eqs "^[[:space:]]*pseudonym_key_file:[[:space:]]*[\"']?[^\"'[:space:]#]" \
+    "${RECSYS_CONF_DIR:-$here/../conf}/cluster/etl.yaml"
 }
 if [[ "${SPARK_MASTER:-yarn}" != k8s://* && -z "${RECSYS_PSEUDONYM_KEY:-}" ]] && ! key_file_named "$@"; then
   echo "submit_etl.sh: no pseudonymisation key: set RECSYS_PSEUDONYM_KEY from your secret store, or name a secret" \

@@ -56,7 +56,8 @@ def test_standalone_runs_the_driver_here_with_the_repo_config(tmp_path: Path) ->
     assert value_after(args, "--env") == "cluster"
 
 
-def submit_etl(tmp_path: Path, *args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
+def submit_etl(tmp_path: Path, *args: str, key: str | None = None,
+               conf_dir: Path | None = None) -> subprocess.CompletedProcess[str]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     stub = bin_dir / "spark-submit"
@@ -64,7 +65,8 @@ def submit_etl(tmp_path: Path, *args: str, key: str | None = None) -> subprocess
     stub.chmod(stub.stat().st_mode | stat.S_IEXEC)
     env = {k: v for k, v in os.environ.items() if k not in ("RECSYS_CONF_DIR", "DEPLOY_MODE", "RECSYS_PSEUDONYM_KEY")}
     env.update(PATH=f"{bin_dir}:{env['PATH']}", STUB_OUT=str(tmp_path), SPARK_MASTER="yarn",
-               RECSYS_LAKEHOUSE="s3a://bucket/lakehouse", **({"RECSYS_PSEUDONYM_KEY": key} if key else {}))
+               RECSYS_LAKEHOUSE="s3a://bucket/lakehouse", **({"RECSYS_PSEUDONYM_KEY": key} if key else {}),
+               **({"RECSYS_CONF_DIR": str(conf_dir)} if conf_dir else {}))
     return subprocess.run(["bash", str(REPO / "deploy" / "submit_etl.sh"), "--input", "s3a://raw/ml-25m", *args],
                           env=env, cwd=tmp_path, capture_output=True, text=True)
 
@@ -78,3 +80,10 @@ def test_submit_etl_takes_the_key_from_the_environment_or_a_secret_file(tmp_path
     by_file = submit_etl(tmp_path, "--set", "etl.pseudonym_key_file=/mnt/secrets/recsys/key")
     assert by_file.returncode == 0, by_file.stderr
     assert "etl.pseudonym_key_file=/mnt/secrets/recsys/key" in (tmp_path / "args").read_text().splitlines()
+    (tmp_path / "args").unlink()
+    overlay = tmp_path / "conf" / "cluster" / "etl.yaml"
+    overlay.parent.mkdir(parents=True)
+    overlay.write_text('etl:\n  pseudonym_key_file: ""\n')  # empty: names no file
+    assert submit_etl(tmp_path, conf_dir=tmp_path / "conf").returncode == 2
+    overlay.write_text("etl:\n  pseudonym_key_file: /mnt/secrets/recsys/key  # mounted secret\n")
+    assert submit_etl(tmp_path, conf_dir=tmp_path / "conf").returncode == 0

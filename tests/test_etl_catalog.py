@@ -85,3 +85,17 @@ def test_tag_quarantine_pseudonymizes_the_normalized_user_id(spark: SparkSession
     (rejected,) = store.read("quarantine").where("entity = 'tags'").collect()
     user = store.read("user_index").first()
     assert user is not None and rejected.raw_record.split(",")[0] == user.user_id == pseudonym(KEY.encode(), "7")
+
+
+def test_rerun_judges_tags_as_its_first_attempt(spark: SparkSession, tmp_path: Path) -> None:
+    """Ratings and a tag file, no catalog: the tag names an item only this run indexes, so it is quarantined, and
+    a re-run of the same run (which finds the item in the index its first attempt wrote) quarantines it again."""
+    write(tmp_path / "in" / "ratings.csv", RATINGS + "1,1,4.0,964982703\n")
+    write(tmp_path / "in" / "tags.csv", TAGS + "1,1,funny,964982703\n")
+    outcomes = []
+    for _ in range(2):
+        row, store = run(spark, tmp_path / "lh", tmp_path / "in")
+        rejected = sorted((r.reason, r.raw_record) for r in store.read("quarantine").collect())
+        outcomes.append((row["run_id"], rejected, _tags(store)))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][1] == [(R.UNKNOWN_ITEM, f"{pseudonym(KEY.encode(), '1')},1,funny,964982703")]

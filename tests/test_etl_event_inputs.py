@@ -72,11 +72,11 @@ def test_incremental_batch_checks_new_items_against_the_catalog_loaded_before(sp
 
 
 def test_csv_records_spanning_lines(spark: SparkSession, tmp_path: Path) -> None:
-    """With ``etl.events.csv_multiline`` a quoted description holding a line break is one catalog row."""
+    """With ``etl.events.items_csv_multiline`` a quoted description holding a line break is one catalog row."""
     write(tmp_path / "in" / "events.csv", HEADER + "u1,i1,2024-01-02T10:00:00,click\n")
     write(tmp_path / "in" / "items.csv", 'item_id,title,description\ni1,Kettle,"Boils water.\nRed, 1.5 l"\n')
     row, store = run(spark, tmp_path / "lh", tmp_path / "in", source="events",
-                     overrides=("etl.events.csv_multiline=true",))
+                     overrides=("etl.events.items_csv_multiline=true",))
     assert (row["accepted"], row["quarantined"]) == (1, 0)
     item = store.read("items").first()
     assert item is not None and item.description == "Boils water.\nRed, 1.5 l"
@@ -107,9 +107,11 @@ def test_parquet_events_catalog_and_array_categories(spark: SparkSession, tmp_pa
     """Parquet inputs: typed columns (integer ids, timestamps as epoch seconds) are read as text, array
     categories as lists."""
     (tmp_path / "in").mkdir()
+    day = tmp_path / "in" / "events" / "dt=2024-01-02"  # a partitioned folder, read as Spark reads it
+    day.mkdir(parents=True)
     pq.write_table(pa.table({"user_id": pa.array([11, 12, 11], pa.int64()), "item_id": ["i1", "i2", "i1"],
                              "timestamp": pa.array([1704189600, 1704193200, 1704189600], pa.int64()),
-                             "event_type": ["click", "purchase", "click"]}), tmp_path / "in" / "events.parquet")
+                             "event_type": ["click", "purchase", "click"]}), day / "part-0.parquet")
     pq.write_table(pa.table({"item_id": ["i1", "i2"], "title": ["Kettle", "Mug"],
                              "categories": pa.array([["Kitchen", " Home "], None], pa.list_(pa.string()))}),
                    tmp_path / "in" / "items.parquet")

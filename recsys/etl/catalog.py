@@ -3,8 +3,8 @@ table's earlier rows (DataFrame -> DataFrame, no actions).
 
 * Catalog rows replace an item's earlier catalog fields: the newest catalog wins, item by item. Items no
   catalog of the batch names keep what they had.
-* Tag rows are judged against every item the lakehouse knows (the batch's good catalog rows and the ``items``
-  table), so a batch may tag items an earlier batch catalogued, and a tag file may come without a catalog
+* Tag rows are judged against every item the lakehouse knows (the batch's good catalog rows and the items
+  other runs indexed), so a batch may tag items an earlier batch catalogued, and a tag file may come without a catalog
   file. An item's ``tags`` are the batch's most frequent tags of it when the batch tags it; otherwise it keeps
   the tags it had (a catalog delivered again without its tag file does not wipe them).
 """
@@ -33,11 +33,14 @@ def checked_items(items: DataFrame, id_pattern: str, cfg: EtlConfig) -> DataFram
     return split_title(validate_catalog(items, id_pattern, cfg.max_field_length))
 
 
-def known_items(good_catalog: DataFrame | None, existing_items: DataFrame | None) -> DataFrame | None:
-    """``item_raw`` of every item a tag may name: the batch's good catalog rows and the ``items`` table's."""
+def known_items(good_catalog: DataFrame | None, item_index: DataFrame | None, run_id: str) -> DataFrame | None:
+    """``item_raw`` of every item a tag may name: the batch's good catalog rows and the items other runs indexed
+    (``item_index`` as the run found it; the items a failed attempt of this same run indexed are left out, so
+    a re-run judges the tags as its first attempt did)."""
     frames = [f for f in (good_catalog.select("item_raw") if good_catalog is not None else None,
-                          existing_items.select(F.col(S.Col.ITEM_ID).alias("item_raw"))
-                          if existing_items is not None else None) if f is not None]
+                          item_index.where(F.col("first_run_id") != F.lit(run_id)).select(
+                              F.col(S.Col.ITEM_ID).alias("item_raw")) if item_index is not None else None)
+              if f is not None]
     return frames[0].unionByName(frames[1]) if len(frames) == 2 else (frames[0] if frames else None)
 
 
@@ -66,7 +69,7 @@ def catalogued() -> Column:
     """Whether a row of the ``items`` table came with catalog fields (:func:`build_items` leaves them all empty
     for an item only the events named)."""
     return (F.col("title").isNotNull() | F.col("description").isNotNull() | F.col("year").isNotNull()
-            | (F.size("categories") > 0) | (F.size("tags") > 0))
+            | (F.size("categories") > 0))  # tags alone (a tag file) make no catalog
 
 
 def build_items(good_catalog: DataFrame | None, batch_tags: DataFrame | None, item_index: DataFrame,

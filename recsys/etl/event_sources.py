@@ -34,27 +34,32 @@ from recsys.etl.sources import (
     users_frame,
     withhold_miscounted,
 )
+from recsys.lakehouse.filesystems import resolve_filesystem
 
 
 def _matching(path: str, pattern: str) -> list[str]:
-    """The files matching ``pattern`` directly under ``path``. A matching folder (what Spark writes, e.g.
-    ``events.csv/`` of ``recsys synth``) stands for the files directly in it; empty files hold no rows.
+    """The files and folders matching ``pattern`` directly under ``path``."""
+    return [join_path(path, e.base_name) for e in list_entries(path) if fnmatch.fnmatch(e.base_name, pattern)]
+
+
+def _csv_input_files(paths: list[str]) -> list[str]:
+    """``paths`` with each folder (what Spark writes, e.g. ``events.csv/`` of ``recsys synth``) replaced by the
+    files directly in it: CSV files are read by their own header lines, so by file. Empty files hold no rows.
 
     Raises:
-        InputError: a matching folder holds folders (a partitioned layout, which is not read).
+        InputError: a folder holds folders (a partitioned CSV layout is not read).
     """
     found: list[str] = []
-    for entry in list_entries(path):
-        if not fnmatch.fnmatch(entry.base_name, pattern):
-            continue
-        where = join_path(path, entry.base_name)
+    for where in paths:
+        filesystem, inner_path = resolve_filesystem(where)
+        entry = filesystem.get_file_info(inner_path)
         if entry.type != pafs.FileType.Directory:
             found += [where] if entry.size else []
             continue
         inner = list_entries(where)
         if nested := [i.base_name for i in inner if i.type == pafs.FileType.Directory]:
-            raise InputError(f"input folder {where} holds folders ({', '.join(nested[:3])}): only files directly "
-                             "in it are read; point --input and the etl.events patterns at the files")
+            raise InputError(f"CSV input folder {where} holds folders ({', '.join(nested[:3])}): only files "
+                             "directly in it are read; point --input and the etl.events patterns at the files")
         found += [join_path(where, i.base_name) for i in inner if i.size]
     return found
 
@@ -75,10 +80,13 @@ def _read_any(spark: SparkSession, paths: list[str], fmt: str, required: list[st
     Args:
         arrays: columns kept as arrays of strings where a JSON or Parquet source holds arrays (as text, a
             JSON array would be split like a string).
-        multiline: CSV records may span lines (see ``etl.events.csv_multiline``).
+        multiline: CSV records may span lines (the item catalog, see ``etl.events.items_csv_multiline``).
     """
     if fmt == "csv":
-        return _csv_files(spark, paths, [c for c in required if c], multiline)
+        files = _csv_input_files(paths)
+        if not files:
+            raise InputError(f"the CSV input {paths[0]} holds no data (empty files only)")
+        return _csv_files(spark, files, [c for c in required if c], multiline)
     if fmt == "json":
         frame = spark.read.json(paths)
         schema = T.StructType([T.StructField(f.name, _as_text(f.dataType, f.name in arrays))
@@ -153,7 +161,7 @@ def read_events(spark: SparkSession, path: str, cfg: EventsConfig) -> RawInterac
     if not paths:
         raise InputError(f"no event files matching {cfg.interactions!r} under {path}")
     required = [cfg.user_col, cfg.item_col, cfg.timestamp_col, cfg.event_type_col, cfg.value_col]
-    frame = _read_any(spark, paths, cfg.format, required, multiline=cfg.csv_multiline)
+    frame = _read_any(spark, paths, cfg.format, required)
     data_cols = _data_columns(frame)
     _missing_columns(required, data_cols, "event")
     if cfg.format == "csv":
@@ -197,18 +205,19 @@ def read_events(spark: SparkSession, path: str, cfg: EventsConfig) -> RawInterac
 
 
 def _dimension(spark: SparkSession, path: str, pattern: str, cfg: EventsConfig, id_col: str,
-               arrays: tuple[str, ...] = ()) -> tuple[DataFrame, list[str]] | None:
+               arrays: tuple[str, ...] = (), multiline: bool = False) -> tuple[DataFrame, list[str]] | None:
     """The files of a dimension table (``pattern`` under ``path``) read as ``cfg.format``, and their data
     columns; None when there are none."""
     paths = _matching(path, pattern)
     if not paths:
         return None
-    raw = _read_any(spark, paths, cfg.format, [id_col], arrays, cfg.csv_multiline)
+    raw = _read_any(spark, paths, cfg.format, [id_col], arrays, multiline)
     return raw, _data_columns(raw)
 
 
 def read_events_catalog(spark: SparkSession, path: str, cfg: EventsConfig) -> RawCatalog | None:
-    found = _dimension(spark, path, cfg.items, cfg, cfg.item_id_col, arrays=(cfg.item_categories_col,))
+    found = _dimension(spark, path, cfg.items, cfg, cfg.item_id_col, arrays=(cfg.item_categories_col,),
+                       multiline=cfg.items_csv_multiline)
     if found is None:
         return None
     raw, cols = found

@@ -18,14 +18,14 @@ TEXT_TEMPLATE_FIELDS = ("title", "year", "genres", "categories", "tags", "descri
 
 def check_text_template(template: str) -> None:
     """Raise ValueError unless ``template``'s ``[...]`` parts are closed and not nested and every ``{field}`` is
-    one of :data:`TEXT_TEMPLATE_FIELDS` (a stray bracket would be dropped from every item's text)."""
+    one of :data:`TEXT_TEMPLATE_FIELDS` (an unclosed ``[`` would be dropped from every item's text; a ``]``
+    outside a part is plain text)."""
     depth = 0
     for pos, char in enumerate(template):
         if char == "[" and depth:
             raise ValueError(f"etl.text_template: '[' at {pos} inside another [...] part (parts do not nest)")
-        if char == "]" and not depth:
-            raise ValueError(f"etl.text_template: ']' at {pos} closes no [...] part")
-        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "[" or (char == "]" and depth):
+            depth = 1 - depth
     if depth:
         raise ValueError("etl.text_template: a [...] part is not closed")
     if unknown := sorted(set(re.findall(r"\{(\w+)\}", template)) - set(TEXT_TEMPLATE_FIELDS)):
@@ -74,9 +74,11 @@ class EventsConfig:
     item_categories_col: str = "categories"
     item_year_col: str = "year"
     categories_separator: str = "|"  # of a string categories column (a JSON/Parquet array is taken as it is)
-    # CSV only: quoted fields may span lines (RFC 4180). Each file is then read by one task, and a stray quote
-    # turns the rest of its file into one malformed record. Off: such a record is quarantined line by line.
-    csv_multiline: bool = False
+    # A CSV item catalog's quoted fields may span lines (RFC 4180: descriptions with line breaks). Each file is
+    # then read by one task, and a stray quote makes the lines up to the next quote part of one field (caught
+    # by max_field_length when long). Off: such a record's continuation lines are quarantined as malformed.
+    # Event and user files are always read line by line (a swallowed line there could hide a raw user id).
+    items_csv_multiline: bool = False
     user_id_col: str = "user_id"
 
 

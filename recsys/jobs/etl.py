@@ -160,8 +160,8 @@ def run_etl(store: TableStore, cfg: EtlConfig, spec: RunSpec) -> dict[str, Any]:
         rejected_dims.append(P.quarantine_rows(checked.where(F.col("reason").isNotNull()), R.ENTITY_ITEMS,
                                                F.col("raw_record"), spec.run_id, spec.run_date))
     if catalog is not None and catalog.tags is not None:  # read once: top tags and the tags' quarantine rows
-        tags = C.checked_tags(catalog.tags, C.known_items(good_catalog, existing_items), id_pattern, cfg).persist(
-            StorageLevel.MEMORY_AND_DISK)
+        known = C.known_items(good_catalog, _read_pinned(store, Schema.ITEM_INDEX, pinned), spec.run_id)
+        tags = C.checked_tags(catalog.tags, known, id_pattern, cfg).persist(StorageLevel.MEMORY_AND_DISK)
         cached.append(tags)
         batch_tags = top_tags(tags, cfg.top_tags)
         rejected_dims.append(C.tag_quarantine(tags, key, id_pattern, spec.run_id, spec.run_date))
